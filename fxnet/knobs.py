@@ -1,0 +1,168 @@
+"""Knob specifications and parsing of knob values given on the command line.
+
+Models see knobs as a float tensor (batch, K) normalised to [0, 1], in the order the
+checkpoint declares. Users may give them normalised (``--knobs 0.3,0.7``), by name
+(``--knob peak_reduction=0.7``) or in physical units where the spec has a range
+(``--knob threshold=-20dB``; a value with a unit suffix, or any value when the knob's
+physical range is not [0, 1], is read as physical).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Sequence
+
+from fxnet.errors import KnobError
+
+Scale = Literal["linear", "log"]
+
+
+@dataclass(frozen=True)
+class KnobSpec:
+    """One knob: its name, physical range and unit, and its default (normalised)."""
+
+    name: str
+    minimum: float = 0.0
+    maximum: float = 1.0
+    unit: str = ""
+    default: float = 0.5
+    scale: Scale = "linear"
+    steps: int | None = None  #: a switch with 2 positions has steps=2
+    description: str = ""
+
+    def to_physical(self, normalised: float) -> float:
+        lo, hi = self.minimum, self.maximum
+        if self.scale == "log":
+            return float(lo * (hi / lo) ** normalised)
+        return float(lo + (hi - lo) * normalised)
+
+    def to_normalised(self, physical: float) -> float:
+        lo, hi = self.minimum, self.maximum
+        if hi == lo:
+            return 0.0
+        if self.scale == "log":
+            return math.log(physical / lo) / math.log(hi / lo)
+        return (physical - lo) / (hi - lo)
+
+    @property
+    def is_unit_range(self) -> bool:
+        return self.minimum == 0.0 and self.maximum == 1.0 and self.scale == "linear"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "KnobSpec":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class KnobValues:
+    """Resolved, normalised knob values in the model's order."""
+
+    specs: tuple[KnobSpec, ...]
+    values: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, float]:
+        return {s.name: v for s, v in zip(self.specs, self.values)}
+
+    def physical(self) -> dict[str, float]:
+        return {s.name: s.to_physical(v) for s, v in zip(self.specs, self.values)}
+
+
+_NUMBER_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]*)\s*$")
+_UNIT_ALIASES = {"db": "dB", "s": "s", "ms": "ms", "%": "%", "hz": "Hz", "khz": "kHz"}
+
+
+def _valid_list(specs: Sequence[KnobSpec]) -> str:
+    if not specs:
+        return "this model has no knobs"
+    return "valid knobs: " + ", ".join(
+        f"{s.name} [{_fmt(s.minimum)}..{_fmt(s.maximum)}{(' ' + s.unit) if s.unit else ''}]"
+        for s in specs
+    )
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _parse_physical(spec: KnobSpec, text: str) -> float:
+    """Parse '0.7', '-20dB', '10ms' for this knob; returns a normalised value."""
+    m = _NUMBER_UNIT.match(text)
+    if not m:
+        raise KnobError(f"knob '{spec.name}': cannot read value '{text}'; {_valid_list([spec])}")
+    number, unit = float(m.group(1)), m.group(2)
+    if unit:
+        u = _UNIT_ALIASES.get(unit.lower(), unit)
+        if u == "ms" and spec.unit == "s":
+            number, u = number / 1000.0, "s"
+        elif u == "s" and spec.unit == "ms":
+            number, u = number * 1000.0, "ms"
+        if u == "%" and spec.unit != "%":
+            return _check(spec, number / 100.0, text)
+        if u != spec.unit:
+            raise KnobError(
+                f"knob '{spec.name}' is in {spec.unit or 'normalised units (0-1)'}, not '{unit}'"
+            )
+        return _check(spec, spec.to_normalised(number), text)
+    if spec.is_unit_range or not spec.unit:
+        return _check(spec, number, text)
+    # A bare number for a knob with a physical unit: physical if it lies in that
+    # range and outside [0, 1]; a value in [0, 1] is read as normalised.
+    if 0.0 <= number <= 1.0:
+        return _check(spec, number, text)
+    return _check(spec, spec.to_normalised(number), text)
+
+
+def _check(spec: KnobSpec, normalised: float, text: str) -> float:
+    if not math.isfinite(normalised) or normalised < -1e-9 or normalised > 1 + 1e-9:
+        raise KnobError(
+            f"knob '{spec.name}' = {text} is out of range; {_valid_list([spec])} (or 0-1 normalised)"
+        )
+    normalised = min(max(normalised, 0.0), 1.0)
+    if spec.steps and spec.steps > 1:
+        normalised = round(normalised * (spec.steps - 1)) / (spec.steps - 1)
+    return normalised
+
+
+def resolve_knobs(
+    specs: Sequence[KnobSpec],
+    positional: str | None = None,
+    named: Sequence[str] = (),
+) -> KnobValues:
+    """Combine ``--knobs a,b,c`` and repeated ``--knob name=value`` into normalised values.
+
+    Missing knobs take their defaults. Raises KnobError listing the valid knobs for an
+    unknown name, a wrong count or an out-of-range value.
+    """
+    specs = tuple(specs)
+    values: list[float | None] = [None] * len(specs)
+    if positional is not None and positional.strip() != "":
+        parts = [p.strip() for p in positional.split(",")]
+        if len(parts) > len(specs):
+            raise KnobError(
+                f"--knobs got {len(parts)} values but the model has {len(specs)} knob(s); {_valid_list(specs)}"
+            )
+        for i, part in enumerate(parts):
+            if part == "":
+                continue
+            try:
+                number = float(part)
+            except ValueError:
+                raise KnobError(
+                    f"--knobs value '{part}' is not a number (use --knob NAME=VALUE for units); {_valid_list(specs)}"
+                ) from None
+            values[i] = _check(specs[i], number, part)
+    index = {s.name: i for i, s in enumerate(specs)}
+    for item in named:
+        if "=" not in item:
+            raise KnobError(f"--knob expects NAME=VALUE, got '{item}'; {_valid_list(specs)}")
+        name, text = (t.strip() for t in item.split("=", 1))
+        if name not in index:
+            raise KnobError(f"unknown knob '{name}'; {_valid_list(specs)}")
+        values[index[name]] = _parse_physical(specs[index[name]], text)
+    return KnobValues(specs, [s.default if v is None else v for s, v in zip(specs, values)])
