@@ -55,6 +55,8 @@ class StreamingEngine:
         knobs: Sequence[float] | KnobFn = (),
         device: str | torch.device = "cpu",
         batch_size: int = 8,
+        dry_wet: float = 1.0,
+        gain_db: float = 0.0,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         self.model = model
@@ -67,6 +69,10 @@ class StreamingEngine:
         self.knobs = knobs
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
+        if not 0.0 <= dry_wet <= 1.0:
+            raise UsageError(f"--dry-wet must be in [0, 1], got {dry_wet}")
+        self.wet = float(dry_wet)
+        self.gain = 10.0 ** (gain_db / 20.0)
         self.dtype = dtype
         self.stats = EngineStats()
 
@@ -111,6 +117,8 @@ class StreamingEngine:
 
         it = iter(blocks)
         buf: torch.Tensor | None = None  # input positions [buf_start, buf_start + buf.shape[1])
+        pending: list[torch.Tensor] = []  # blocks read but not yet joined onto buf
+        pending_frames = 0
         buf_start = -left
         channels = 0
         total: int | None = None  # input length, known at end of stream
@@ -118,30 +126,27 @@ class StreamingEngine:
         first_chunk = True
         acc: torch.Tensor | None = None  # model-time positions [acc_start, acc_start + acc.shape[1])
         acc_start = lat
-        emitted = 0  # file frames emitted so far
+
+        def buffered_end() -> int:
+            return buf_start + (0 if buf is None else buf.shape[1]) + pending_frames
 
         def chunk_ready(s: int) -> bool:
             if total is not None:
                 return s < lat + total
-            return buf is not None and s + n + right <= buf_start + buf.shape[1]
+            return buf is not None and s + n + right <= buffered_end()
 
         while True:
             # 1. Read until a full batch of chunks is ready (or the stream ends).
             while total is None:
-                ready = 0
-                s = next_start
-                while ready < self.batch_size and chunk_ready(s):
-                    ready += 1
-                    s += hop
-                if ready >= self.batch_size:
+                if buf is not None and next_start + (self.batch_size - 1) * hop + n + right <= buffered_end():
                     break
                 block = next(it, None)
                 if block is None:
                     if buf is None:  # empty stream
                         return
                     total = self.stats.frames_in
-                    pad = torch.zeros(channels, lat + n + right, dtype=buf.dtype)
-                    buf = torch.cat([buf, pad], dim=1)
+                    pending.append(torch.zeros(channels, lat + n + right))
+                    pending_frames += pending[-1].shape[1]
                     break
                 if block.ndim != 2:
                     raise ValueError("blocks must be (channels, frames)")
@@ -155,7 +160,12 @@ class StreamingEngine:
                 if block.shape[1] == 0:
                     continue
                 self.stats.frames_in += block.shape[1]
-                buf = torch.cat([buf, block.to(torch.float32)], dim=1)
+                pending.append(block.to(torch.float32))
+                pending_frames += block.shape[1]
+            if pending:  # one copy per batch, not per block
+                buf = torch.cat([buf, *pending], dim=1)
+                pending.clear()
+                pending_frames = 0
 
             # 2. Gather a batch of ready chunks.
             starts: list[int] = []
@@ -194,12 +204,19 @@ class StreamingEngine:
             k = final_upto - acc_start
             if k > 0:
                 block_out = acc[:, :k]
+                if self.wet < 1.0:  # parallel mix with the aligned dry input
+                    d0 = acc_start - lat - buf_start
+                    block_out = self.wet * block_out + (1.0 - self.wet) * buf[:, d0 : d0 + k]
+                if self.gain != 1.0:
+                    block_out = block_out * self.gain
                 acc = acc[:, k:]
                 acc_start = final_upto
-                emitted += block_out.shape[1]
                 self.stats.frames_out += block_out.shape[1]
                 yield block_out
-            drop = (next_start - left) - buf_start
+            keep_from = next_start - left
+            if self.wet < 1.0:
+                keep_from = min(keep_from, acc_start - lat)
+            drop = keep_from - buf_start
             if drop > 0:
                 buf = buf[:, drop:]
                 buf_start += drop
@@ -216,9 +233,10 @@ def process_tensor(
     block_frames: int = 1 << 16,
     batch_size: int = 8,
     device: str = "cpu",
+    **options,
 ) -> torch.Tensor:
     """Run the engine over an in-memory (channels, frames) tensor; returns the same shape."""
-    engine = StreamingEngine(model, geometry, knobs=knobs, device=device, batch_size=batch_size)
+    engine = StreamingEngine(model, geometry, knobs=knobs, device=device, batch_size=batch_size, **options)
     blocks = (audio[:, i : i + block_frames] for i in range(0, audio.shape[1], block_frames))
     out = list(engine.process(blocks, total_frames=audio.shape[1]))
     if not out:

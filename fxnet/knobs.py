@@ -3,8 +3,9 @@
 Models see knobs as a float tensor (batch, K) normalised to [0, 1], in the order the
 checkpoint declares. Users may give them normalised (``--knobs 0.3,0.7``), by name
 (``--knob peak_reduction=0.7``) or in physical units where the spec has a range
-(``--knob threshold=-20dB``; a value with a unit suffix, or any value when the knob's
-physical range is not [0, 1], is read as physical).
+(``--knob threshold=-20dB``). In ``--knob``, a value with the knob's unit, or a bare
+number inside the knob's physical range, is physical; a bare number outside it but in
+[0, 1] is normalised; ``50%`` is half-way through the range.
 """
 
 from __future__ import annotations
@@ -109,13 +110,14 @@ def _parse_physical(spec: KnobSpec, text: str) -> float:
                 f"knob '{spec.name}' is in {spec.unit or 'normalised units (0-1)'}, not '{unit}'"
             )
         return _check(spec, spec.to_normalised(number), text)
-    if spec.is_unit_range or not spec.unit:
+    if spec.is_unit_range:
         return _check(spec, number, text)
-    # A bare number for a knob with a physical unit: physical if it lies in that
-    # range and outside [0, 1]; a value in [0, 1] is read as normalised.
-    if 0.0 <= number <= 1.0:
-        return _check(spec, number, text)
-    return _check(spec, spec.to_normalised(number), text)
+    # A bare number is physical when it lies in the knob's physical range, else it is
+    # read as normalised (0-1); '%' always means a share of the range.
+    lo, hi = sorted((spec.minimum, spec.maximum))
+    if lo - 1e-9 <= number <= hi + 1e-9:
+        return _check(spec, spec.to_normalised(number), text)
+    return _check(spec, number, text)
 
 
 def _check(spec: KnobSpec, normalised: float, text: str) -> float:

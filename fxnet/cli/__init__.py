@@ -1,0 +1,1 @@
+"""The fxnet command line: one small module per command, library calls underneath."""

@@ -1,0 +1,162 @@
+"""One file through one model: read, resample, stream through the engine, write.
+
+``FileProcessor`` holds a loaded model and the options; ``run(input, output)`` processes
+one file end to end (decode -> resample to the model's rate -> engine -> resample back
+-> peak policy -> atomic write) and returns a ``FileResult``. Memory does not depend on
+the file's length: every stage is a generator of blocks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from fxnet.audio import (AtomicAudioWriter, AudioReader, ClipMode, PeakPolicy, fit_length, format_for,
+                         resample_blocks, subtype_for)
+from fxnet.constants import DEFAULT_BATCH_SIZE, DEFAULT_BLOCK_FRAMES
+from fxnet.engine import KnobFn, StreamingEngine
+from fxnet.errors import UsageError
+from fxnet.models.base import Geometry
+
+
+@dataclass
+class ProcessOptions:
+    device: str = "cpu"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    chunk_seconds: float | None = None
+    overlap_seconds: float | None = None
+    rate: int | None = None  #: output sample rate (default: the input's)
+    bits: str | None = None
+    format: str | None = None
+    force: bool = False
+    clip_mode: ClipMode = "clip"
+    dry_wet: float = 1.0
+    gain_db: float = 0.0
+    block_frames: int = DEFAULT_BLOCK_FRAMES
+
+
+@dataclass
+class FileResult:
+    input: str
+    output: str | None = None
+    ok: bool = True
+    error: str | None = None
+    seconds: float = 0.0  #: audio duration
+    wall_seconds: float = 0.0
+    sample_rate: int = 0
+    channels: int = 0
+    over_full_scale: int = 0  #: output samples beyond ±1 (clipped in integer formats)
+    peak: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds per wall second (× real time)."""
+        return self.seconds / self.wall_seconds if self.wall_seconds > 0 else float("inf")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["speed_x_realtime"] = round(self.speed, 2) if self.wall_seconds > 0 else None
+        return d
+
+
+def engine_geometry(model_geometry: Geometry, options: ProcessOptions) -> Geometry:
+    sr = model_geometry.sample_rate
+    chunk = None if options.chunk_seconds is None else max(1, int(round(options.chunk_seconds * sr)))
+    overlap = None if options.overlap_seconds is None else max(0, int(round(options.overlap_seconds * sr)))
+    if chunk is not None and chunk <= 0:
+        raise UsageError("--chunk-seconds must be positive")
+    return model_geometry.with_overrides(chunk=chunk, overlap=overlap)
+
+
+class FileProcessor:
+    """Runs a loaded model over files with fixed knobs/options."""
+
+    def __init__(self, model: torch.nn.Module, *, knobs: Sequence[float] | KnobFn = (),
+                 options: ProcessOptions | None = None) -> None:
+        self.model = model
+        self.options = options or ProcessOptions()
+        self.geometry = engine_geometry(model.geometry, self.options)
+        self.knobs = knobs
+
+    def run(self, input_path: str, output_path: str,
+            on_progress: Callable[[int, int], None] | None = None) -> FileResult:
+        """Process one file. ``on_progress(frames_done, frames_total)`` at input rate."""
+        opt = self.options
+        t0 = time.perf_counter()
+        reader = AudioReader(input_path)
+        info = reader.info
+        result = FileResult(input=str(input_path), output=str(output_path), sample_rate=info.sample_rate,
+                            channels=info.channels, seconds=info.seconds)
+        model_sr = self.geometry.sample_rate
+        out_sr = opt.rate or info.sample_rate
+        fmt = format_for(output_path, opt.format, info.format)
+        subtype = subtype_for(fmt, opt.bits, info.subtype)
+        policy = PeakPolicy(opt.clip_mode, subtype, str(output_path))
+        channels = info.channels
+        model_channels = self.geometry.channels
+        if model_channels > 1 and channels not in (1, model_channels):
+            reader.close()
+            raise UsageError(f"model expects {model_channels} channels, the file has {channels}")
+
+        def source():
+            done = 0
+            for block in reader.blocks(opt.block_frames):
+                done += block.shape[1]
+                if on_progress:
+                    on_progress(done, info.frames)
+                if model_channels > 1 and block.shape[0] == 1:
+                    block = block.expand(model_channels, -1)
+                yield block
+
+        engine = StreamingEngine(self.model, self.geometry, knobs=self.knobs, device=opt.device,
+                                 batch_size=opt.batch_size, dry_wet=opt.dry_wet, gain_db=opt.gain_db)
+        work_channels = max(channels, model_channels if model_channels > 1 else channels)
+        model_frames = int(round(info.frames * model_sr / info.sample_rate))
+        stream = resample_blocks(source(), info.sample_rate, model_sr, work_channels)
+        stream = engine.process(stream, total_frames=model_frames)
+        stream = resample_blocks(stream, model_sr, out_sr, work_channels)
+        out_frames = info.frames if out_sr == info.sample_rate else int(round(info.frames * out_sr / info.sample_rate))
+        stream = fit_length(stream, out_frames)
+        with AtomicAudioWriter(output_path, sample_rate=out_sr, channels=work_channels, fmt=fmt,
+                               subtype=subtype, force=opt.force) as writer:
+            for block in stream:
+                writer.write(policy(block))
+            writer.commit()
+        result.over_full_scale = policy.over
+        result.peak = round(policy.peak, 6)
+        result.wall_seconds = time.perf_counter() - t0
+        return result
+
+
+def default_device(spec: str = "auto") -> str:
+    """Resolve --device: auto picks cuda (LOCAL_RANK under torchrun), then mps, then cpu."""
+    import os
+
+    spec = (spec or "auto").lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {spec}: no CUDA GPU is available (use --device cpu or auto)")
+        index = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return spec
+    if spec == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError("--device mps: Apple Metal is not available here")
+        return spec
+    if spec == "cpu":
+        return spec
+    raise UsageError(f"--device must be auto, cpu, cuda[:N] or mps, got '{spec}'")
+
+
+__all__ = ["FileProcessor", "FileResult", "ProcessOptions", "default_device", "engine_geometry"]
