@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         if debug_enabled():
             raise
         _fail(f"internal error: {type(e).__name__}: {e} (set FXNET_DEBUG=1 for a traceback)", 2)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    code = rv if isinstance(rv, int) else 0
+    if code == 130:  # typer turns KeyboardInterrupt into Exit(130)
+        sys.stderr.write("fxnet: interrupted\n")
+    sys.exit(code)
 
 
 if __name__ == "__main__":
