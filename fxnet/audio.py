@@ -157,21 +157,21 @@ class PeakPolicy:
         self.peak = 0.0
 
     def __call__(self, block: torch.Tensor) -> torch.Tensor:
-        if block.numel():
-            self.peak = max(self.peak, float(block.abs().max()))
         if self.mode == "soft":
             block = soft_limit(block)
+        peak = float(block.abs().amax()) if block.numel() else 0.0
+        self.peak = max(self.peak, peak)
+        if peak <= 1.0:  # the common case: one pass over the block
+            return block
         over = int((block.abs() > 1.0).sum())
-        if over and self.mode == "error":
+        if self.mode == "error":
             raise AudioError(
                 f"output exceeds full scale ({over} samples in this block; peak {self.peak:.3f}); "
                 "use --clip-mode clip or soft, or --gain-db to lower it",
                 path=self.name,
             )
         self.over += over
-        if not self.float_output and over:
-            block = block.clamp(-1.0, 1.0)
-        return block
+        return block if self.float_output else block.clamp(-1.0, 1.0)
 
 
 def soft_limit(x: torch.Tensor, threshold_db: float = -1.0) -> torch.Tensor:

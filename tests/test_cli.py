@@ -122,8 +122,10 @@ def test_default_output_names_and_template(make_wav, identity_model, tmp_path, c
     assert code == 0 and sf.info(tmp_path / "dir" / "identity-take.flac").format == "FLAC"
 
 
-def test_unwritable_directory_and_unknown_model(make_wav, identity_model, tmp_path, capsys):
+def test_unwritable_or_missing_output_directory(make_wav, identity_model, tmp_path, capsys):
     src = make_wav()
+    code, _, err = run(["apply", src, "-o", tmp_path / "nowhere" / "o.wav", "--model", identity_model], capsys)
+    assert code == 2 and err.strip().endswith("nowhere: directory does not exist")
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)

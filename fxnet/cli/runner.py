@@ -27,8 +27,9 @@ def run_jobs(jobs: list[Job], processor: FileProcessor, *, quiet: bool, as_json:
              summary: dict[str, Any]) -> int:
     """Process every job; failures are collected, not fatal. Returns the exit code."""
     from rich.console import Console
+    from rich.markup import escape
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     results: list[FileResult] = []
     t0 = time.perf_counter()
     live = console.is_terminal and not quiet
@@ -46,13 +47,13 @@ def run_jobs(jobs: list[Job], processor: FileProcessor, *, quiet: bool, as_json:
             if job.error:
                 results.append(FileResult(input=job.input, output=job.output, ok=False, error=job.error))
                 if not quiet:
-                    console.print(f"[red]failed[/red] {job.error}")
+                    console.print(f"[red]failed[/red] {escape(job.error)}")
                 continue
             task = None
             started = time.perf_counter()
             job_seconds = _duration_of(job.input)
             if progress is not None:
-                task = progress.add_task(job.input, total=1.0, speed="")
+                task = progress.add_task(escape(job.input), total=1.0, speed="")
 
                 def on_progress(done: int, total: int, _task=task, _t0=started) -> None:
                     elapsed = time.perf_counter() - _t0
@@ -73,12 +74,12 @@ def run_jobs(jobs: list[Job], processor: FileProcessor, *, quiet: bool, as_json:
                 if res.ok:
                     note = f" ({res.over_full_scale} samples beyond full scale, peak {res.peak:.2f})" if res.over_full_scale else ""
                     if not live:
-                        console.print(f"{res.input} -> {res.output}: {res.seconds:.1f} s of audio in "
+                        console.print(f"{escape(res.input)} -> {escape(str(res.output))}: {res.seconds:.1f} s of audio in "
                                       f"{res.wall_seconds:.2f} s ({res.speed:.0f}× real time){note}")
                     elif note:
-                        console.print(f"[yellow]warning[/yellow] {res.output}:{note}")
+                        console.print(f"[yellow]warning[/yellow] {escape(str(res.output))}:{note}")
                 else:
-                    console.print(f"[red]failed[/red] {res.error}")
+                    console.print(f"[red]failed[/red] {escape(res.error or '')}")
     finally:
         if progress is not None:
             progress.stop()
@@ -91,7 +92,7 @@ def run_jobs(jobs: list[Job], processor: FileProcessor, *, quiet: bool, as_json:
     if failed and not quiet:
         console.print(f"[red]{len(failed)} file(s) failed:[/red]")
         for r in failed:
-            console.print(f"  {r.error}")
+            console.print(f"  {escape(r.error or '')}")
     if as_json:
         payload = dict(summary, files=[r.to_dict() for r in results], ok=len(results) - len(failed),
                        failed=len(failed), wall_seconds=round(wall, 3))
