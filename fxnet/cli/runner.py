@@ -72,10 +72,11 @@ def run_jobs(jobs: list[Job], processor: FileProcessor, *, quiet: bool, as_json:
                 progress.advance(overall)
             if not quiet:
                 if res.ok:
-                    note = f" ({res.over_full_scale} samples beyond full scale, peak {res.peak:.2f})" if res.over_full_scale else ""
+                    note = (f" {res.over_full_scale} samples beyond full scale (peak {res.peak:.2f})"
+                            if res.over_full_scale else "")
                     if not live:
                         console.print(f"{escape(res.input)} -> {escape(str(res.output))}: {res.seconds:.1f} s of audio in "
-                                      f"{res.wall_seconds:.2f} s ({res.speed:.0f}× real time){note}")
+                                      f"{res.wall_seconds:.2f} s ({res.speed:.0f}× real time){';' + note if note else ''}")
                     elif note:
                         console.print(f"[yellow]warning[/yellow] {escape(str(res.output))}:{note}")
                 else:
