@@ -1,0 +1,182 @@
+"""Training pairs generated on the fly: fxnet.synth material through a reference effect.
+
+After SignalTrain (Hawley et al. 2019): random synthetic clips, knobs drawn from
+Beta(0.8, 0.8) per example. A pool of ``pool_clips`` dry clips (about a second each) is
+generated once; every ``refresh_every`` steps ``refresh_clips`` of them are replaced
+(round robin), so generation costs little next to the model's step and the material
+keeps changing. Each example is a random crop of ``left + n + right`` samples that the
+effect processes *whole*, starting from rest: the target then depends only on input the
+model sees. The effect runs once per batch with per-row knobs.
+
+The pool is a pure function of (data seed, refresh count): refresh ``r`` writes slots
+``(r-1)*R .. r*R-1`` (mod the pool size) with clips seeded by ``(seed, r)``. Resuming at
+step ``s`` rebuilds exactly the pool the interrupted run had, with nothing saved.
+
+Validation: ``val_clips`` held-out clips (their own seed) at every knob setting of a
+grid (:func:`knob_grid`), processed the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from fxnet.effects import get_effect
+from fxnet.errors import UsageError
+from fxnet.synth import draw_knobs, generate
+from fxnet.train.data import CropLayout, Direction, ValidationSet
+
+#: Defaults for the clip pool.
+POOL_CLIPS = 256
+REFRESH_EVERY = 50
+REFRESH_SHARE = 1 / 8
+VAL_CLIPS = 4
+#: Most knob settings in the validation grid.
+GRID_SETTINGS = 16
+
+
+def _derive_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
+
+
+def knob_grid(k: int, *, max_settings: int = GRID_SETTINGS) -> list[tuple[float, ...]]:
+    """A full grid of normalised knob settings with at most ``max_settings`` points.
+
+    ``levels = min(5, floor(max_settings ** (1/k)))`` (at least 2) evenly spaced values per
+    knob, ends included: 1 knob -> 5 settings, 2 -> 16, 3 and 4 -> 8 and 16 (0 and 1 only).
+    With more knobs, ``max_settings`` corners of the 0/1 grid evenly spread.
+    """
+    if k == 0:
+        return [()]
+    levels = max(2, min(5, int(math.floor(max_settings ** (1.0 / k) + 1e-9))))
+    values = np.linspace(0.0, 1.0, levels).tolist()
+    grid = [tuple(g) for g in itertools.product(values, repeat=k)]
+    if len(grid) > max_settings:
+        grid = [grid[i] for i in np.linspace(0, len(grid) - 1, max_settings).round().astype(int)]
+    return grid
+
+
+class SynthData:
+    """On-the-fly (input, target, knobs) batches from a reference effect; see the module docstring."""
+
+    source = "synth"
+    channels = 1
+
+    def __init__(
+        self, effect: str, *, layout: CropLayout, sample_rate: int = 44100, seed: int = 0, data_seed: int | None = None,
+        direction: Direction = "apply", pool_clips: int = POOL_CLIPS, refresh_every: int = REFRESH_EVERY,
+        refresh_clips: int | None = None, val_clips: int = VAL_CLIPS, families: Sequence[str] | None = None,
+        start_step: int = 0,
+    ) -> None:
+        self.effect = get_effect(effect)
+        self.knob_specs = self.effect.knobs
+        self.layout = layout
+        self.sample_rate = int(sample_rate)
+        self.seed = int(seed)
+        self.data_seed = int(seed if data_seed is None else data_seed)
+        self.direction = direction
+        self.families = tuple(families) if families else None
+        if pool_clips < 1 or refresh_every < 1:
+            raise UsageError("the synth pool needs at least one clip and a refresh interval of at least one step")
+        self.pool_clips = int(pool_clips)
+        self.refresh_every = int(refresh_every)
+        self.refresh_clips = max(1, min(self.pool_clips, int(refresh_clips or round(pool_clips * REFRESH_SHARE))))
+        # Crops start from rest; when the target lies before the input's start (latency >
+        # left context), the crop is preceded by that many zeros.
+        self._pad = max(0, -layout.target_offset)
+        self.crop_length = layout.input_length + self._pad
+        self.clip_length = max(2 * self.crop_length, self.sample_rate)
+        self.samples_per_epoch = self.pool_clips * self.clip_length
+        self._refreshes = start_step // self.refresh_every
+        self.pool = self._build_pool(self._refreshes)
+        self.validation = self._validation(val_clips)
+
+    # -- pool -------------------------------------------------------------------
+    def _clips(self, refresh: int, count: int) -> np.ndarray:
+        return generate(count, self.clip_length, self.sample_rate, seed=_derive_seed(self.data_seed, refresh),
+                        families=self.families)
+
+    def _slots(self, refresh: int) -> np.ndarray:
+        r = self.refresh_clips
+        return (np.arange(r) + (refresh - 1) * r) % self.pool_clips
+
+    def _build_pool(self, refreshes: int) -> np.ndarray:
+        owner = np.zeros(self.pool_clips, np.int64)  # the refresh that last wrote each slot
+        owner_index = np.arange(self.pool_clips)  # ... and which of its clips
+        first = max(1, refreshes - math.ceil(self.pool_clips / self.refresh_clips))
+        for r in range(first, refreshes + 1):
+            owner[self._slots(r)] = r
+            owner_index[self._slots(r)] = np.arange(self.refresh_clips)
+        pool = np.empty((self.pool_clips, self.clip_length), np.float32)
+        for r in np.unique(owner):
+            count = self.pool_clips if r == 0 else self.refresh_clips
+            clips = self._clips(int(r), count)
+            mask = owner == r
+            pool[mask] = clips[owner_index[mask]]
+        return pool
+
+    def _advance(self, step: int) -> None:
+        target = step // self.refresh_every
+        while self._refreshes < target:
+            self._refreshes += 1
+            self.pool[self._slots(self._refreshes)] = self._clips(self._refreshes, self.refresh_clips)
+
+    # -- examples ---------------------------------------------------------------
+    def _snap(self, knobs: np.ndarray) -> np.ndarray:
+        for i, spec in enumerate(self.knob_specs):
+            if spec.steps and spec.steps > 1:
+                knobs[:, i] = np.round(knobs[:, i] * (spec.steps - 1)) / (spec.steps - 1)
+        return knobs
+
+    def _pairs(self, dry: np.ndarray, knobs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, crop_length) dry crops -> model inputs (B, 1, L) and targets (B, 1, n)."""
+        wet = self.effect(dry, self.sample_rate, knobs.astype(np.float64))
+        x, y = (dry, wet) if self.direction == "apply" else (wet, dry)
+        lay, p = self.layout, self._pad
+        inputs = x[:, p : p + lay.input_length]
+        t0 = p + lay.target_offset
+        targets = y[:, t0 : t0 + lay.n]
+        return (torch.from_numpy(np.ascontiguousarray(inputs, np.float32))[:, None],
+                torch.from_numpy(np.ascontiguousarray(targets, np.float32))[:, None])
+
+    def sample(self, batch: int, rng: np.random.Generator, step: int) -> tuple[torch.Tensor, ...]:
+        """A random batch for training step ``step``: inputs (B, 1, L), targets (B, 1, n), knobs (B, K)."""
+        self._advance(step)
+        clip = rng.integers(0, self.pool_clips, size=batch)
+        start = rng.integers(0, self.clip_length - self.crop_length + 1, size=batch)
+        knobs = self._snap(draw_knobs(batch, len(self.knob_specs), rng))
+        dry = self.pool[clip[:, None], start[:, None] + np.arange(self.crop_length)]
+        if self._pad:
+            dry[:, : self._pad] = 0.0
+        x, y = self._pairs(dry, knobs)
+        return x, y, torch.from_numpy(knobs)
+
+    def _validation(self, val_clips: int) -> ValidationSet:
+        clips = generate(val_clips, self.crop_length, self.sample_rate, seed=_derive_seed(self.seed, 0x76616C),
+                         families=self.families)
+        if self._pad:
+            clips[:, : self._pad] = 0.0
+        settings = knob_grid(len(self.knob_specs))
+        knobs = self._snap(np.repeat(np.array(settings, np.float32).reshape(len(settings), -1), val_clips, axis=0))
+        dry = np.tile(clips, (len(settings), 1))
+        x, y = self._pairs(dry, knobs)
+        setting = torch.arange(len(settings)).repeat_interleave(val_clips)
+        return ValidationSet(x, y, torch.from_numpy(knobs), setting, settings)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "effect": self.effect.name,
+            "seed": self.seed,
+            "pool_clips": self.pool_clips,
+            "clip_seconds": round(self.clip_length / self.sample_rate, 3),
+            "refresh": f"{self.refresh_clips} clips every {self.refresh_every} steps",
+            "families": list(self.families) if self.families else "all",
+            "knob_distribution": "Beta(0.8, 0.8)",
+            "validation": f"{self.validation.inputs.shape[0] // max(1, len(self.validation.settings))} held-out "
+                          f"clips x {len(self.validation.settings)} knob settings",
+        }
