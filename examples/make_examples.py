@@ -3,9 +3,11 @@
     apt-get install fluidsynth fluid-soundfont-gm
     python examples/make_examples.py
 
-Writes examples/guitar.flac (an overdriven-guitar-and-bass riff with drums, 12 s,
-44.1 kHz mono, 16-bit) from a MIDI file this script composes. The clip is committed, so
-users need neither fluidsynth nor the soundfont; this script is how it was made.
+Writes examples/guitar.flac (a clean electric guitar riff with bass and drums, 12 s,
+44.1 kHz mono, 16-bit) and three held-out clips for benchmarks in bench/data/ (piano,
+slap bass, a drum groove with speech-like choir pad), from MIDI files this script
+composes. The clips are committed, so users need neither fluidsynth nor the soundfont;
+this script is how they were made.
 """
 
 from __future__ import annotations
@@ -84,6 +86,52 @@ def render(midi: bytes, out: Path, seconds: float, sr: int = 44100) -> None:
     sf.write(out, mono, rate, subtype="PCM_16")
 
 
+def piano() -> bytes:
+    q = TPQ
+    notes = []
+    chords = [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)] * 2
+    for bar, chord in enumerate(chords):
+        t0 = bar * 4 * q
+        for k, pitch in enumerate(chord * 2):
+            notes.append((t0 + k * q // 2, q * 2, 0, pitch + (12 if k >= 3 else 0), 50 + 10 * (k % 4)))
+        notes.append((t0, 4 * q - 20, 0, chord[0] - 24, 80))
+    return midi_file(notes, {0: 0}, bpm=100)
+
+
+def bass_and_drums() -> bytes:
+    q, s16 = TPQ, TPQ // 4
+    notes = []
+    line = [36, 36, 48, 36, 39, 41, 36, 43]
+    for bar in range(8):
+        t0 = bar * 4 * q
+        for k, pitch in enumerate(line):
+            notes.append((t0 + k * q // 2, q // 2 - 30, 0, pitch, 90 + (15 if k % 2 == 0 else -10)))
+        for k in range(16):
+            if k % 4 == 0:
+                notes.append((t0 + k * s16, s16, 9, 36, 120))
+            if k % 8 == 4:
+                notes.append((t0 + k * s16, s16, 9, 38, 115))
+            notes.append((t0 + k * s16, s16, 9, 42 if k % 2 == 0 else 44, 50 + 20 * (k % 2)))
+        notes.append((t0, 4 * q, 1, 52 + (bar % 4), 45))  # choir pad
+    return midi_file(notes, {0: 36, 1: 52}, bpm=110)
+
+
+def strings() -> bytes:
+    q = TPQ
+    notes = []
+    melody = [72, 74, 76, 79, 77, 76, 74, 72, 71, 72, 74, 67]
+    for k, pitch in enumerate(melody):
+        notes.append((k * q, q - 10, 0, pitch, 40 + 7 * (k % 6)))  # violin swells
+    for bar in range(3):
+        notes.append((bar * 4 * q, 4 * q, 1, 48 + 5 * bar, 70))  # cello
+    return midi_file(notes, {0: 40, 1: 42}, bpm=90)
+
+
 if __name__ == "__main__":
     render(riff(), HERE / "guitar.flac", seconds=12.0)
-    print(f"wrote {HERE / 'guitar.flac'}")
+    data = HERE.parent / "bench" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    render(piano(), data / "piano.flac", seconds=10.0)
+    render(bass_and_drums(), data / "bass_drums.flac", seconds=10.0)
+    render(strings(), data / "strings.flac", seconds=8.0)
+    print("wrote examples/guitar.flac and bench/data/*.flac")

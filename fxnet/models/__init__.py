@@ -15,6 +15,10 @@ from fxnet.errors import CheckpointError, UsageError
 _BUILTIN: dict[str, str] = {
     "gain": "fxnet.models.simple:Gain",
     "fir": "fxnet.models.simple:FIR",
+    "signaltrain": "fxnet.models.signaltrain:SignalTrain",
+    "tcn": "fxnet.models.tcn:TCN",
+    "rnn": "fxnet.models.rnn:RNN",
+    "dynamics": "fxnet.models.dynamics:Dynamics",
 }
 _REGISTERED: dict[str, type] = {}
 

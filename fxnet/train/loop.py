@@ -6,12 +6,12 @@ gradient scaler) is used only on CUDA. Budgets: ``steps``, ``epochs`` (an epoch 
 training audio's length in target samples, or the synth pool's, over ``batch_size *
 segment``) and ``seconds``; the first one reached ends the run.
 
-The 1cycle schedule (Smith & Topin 2019; SignalTrain's: 30 % warm-up) needs its total
-length up front: it is the step budget when there is one. With a time budget only, the
-first :data:`PROBE_STEPS` steps run at the schedule's starting rate (``lr / 25``), the
-speed of steps 3..PROBE_STEPS fixes ``total = PROBE_STEPS + 0.9 * remaining_seconds /
-seconds_per_step`` (the 10 % margin pays for validation and checkpoints), and the
-schedule starts from there; the run ends when the schedule does or the time is up.
+The 1cycle schedule (Smith & Topin 2019; SignalTrain's: 30 % warm-up, cosine phases)
+runs over the step budget when there is one. With a time budget only, it runs on the
+clock: the learning rate at each step is the 1cycle curve at ``elapsed / seconds`` (rank
+0's clock, broadcast to every rank), so warm-up and annealing fit the budget however
+fast or slow the machine turns out to be — a step total fixed from an early speed
+estimate ends mid-schedule, before the annealing, when the machine gets busier.
 
 Every ``checkpoint_every`` steps (and at the end) the model is validated (ESR per knob
 setting; the overall value is their mean), and two files are written atomically:
@@ -67,6 +67,18 @@ RESUME_FIELDS = ("loss", "batch_size", "segment", "lr", "weight_decay", "schedul
 VERDICTS = ((0.01, "great"), (0.035, "not bad"), (0.1, "might sound ok"), (math.inf, "poor"))
 
 Schedule = Literal["onecycle", "plateau"]
+
+
+def one_cycle_factor(progress: float, pct_start: float, div: float = 25.0, final_div: float = 1e4) -> float:
+    """The 1cycle curve (as torch's OneCycleLR, cosine) at ``progress`` in [0, 1], as a
+    fraction of the peak learning rate: lr/div -> lr over ``pct_start``, then -> lr/(div*final_div)."""
+    p = min(max(progress, 0.0), 1.0)
+    start, end = 1.0 / div, 1.0 / (div * final_div)
+    if p < pct_start:
+        a = p / pct_start
+        return start + (1.0 - start) * (1.0 - math.cos(math.pi * a)) / 2.0
+    a = (p - pct_start) / max(1e-12, 1.0 - pct_start)
+    return end + (1.0 - end) * (1.0 + math.cos(math.pi * a)) / 2.0
 
 
 @dataclass
@@ -320,13 +332,13 @@ class Trainer:
         self.last_validated = -1
         self.sched: Any = None
         self.probing = False
+        self.timed = False  #: 1cycle on the clock (time budget only)
         if cfg.schedule == "onecycle":
             if self.max_steps is not None:
                 self._make_onecycle(self.max_steps)
             else:
-                self.probing = True
-                for g in self.opt.param_groups:
-                    g["lr"] = cfg.lr / 25.0
+                self.timed = True
+                self._set_timed_lr()
         else:
             self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(self.opt, mode="min", factor=0.5, patience=2)
         if resume:
@@ -341,6 +353,13 @@ class Trainer:
     def _make_onecycle(self, total: int) -> None:
         self.sched = torch.optim.lr_scheduler.OneCycleLR(
             self.opt, max_lr=self.cfg.lr, total_steps=max(2, int(total)), pct_start=self.cfg.pct_start)
+
+    def _set_timed_lr(self) -> None:
+        """Time-budget 1cycle: lr = the 1cycle curve at rank 0's elapsed / seconds."""
+        progress = broadcast_float(self._elapsed() / self.cfg.seconds, self.ctx, self.device)
+        lr = self.cfg.lr * one_cycle_factor(progress, self.cfg.pct_start)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
 
     def _end_probe(self, seconds_per_step: float) -> None:
         left = max(0.0, self.cfg.seconds - self._elapsed())
@@ -362,7 +381,9 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------
     def _elapsed(self) -> float:
-        return self.elapsed_before + (time.perf_counter() - self.t0)
+        """Training seconds so far (this run's, plus those before a resume)."""
+        t0 = getattr(self, "t0", None)
+        return self.elapsed_before + (0.0 if t0 is None else time.perf_counter() - t0)
 
     def _config_dict(self) -> dict[str, Any]:
         return {k: getattr(self.cfg, k) for k in RESUME_FIELDS}
@@ -420,9 +441,9 @@ class Trainer:
         _optimizer_from_state(self.opt, tensors, meta["optimizer"])  # moves moments to the params' device
         if self.sched is not None and sched_state is not None:
             self.sched.load_state_dict(sched_state)
-        elif self.probing:
-            for g in self.opt.param_groups:
-                g["lr"] = self.cfg.lr / 25.0
+        elif self.timed:
+            self.elapsed_before = float(meta.get("elapsed_seconds", 0.0))
+            self._set_timed_lr()
         torch.set_rng_state(tensors["rng/torch"])
         if "rng/cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
@@ -581,6 +602,8 @@ class Trainer:
         if isinstance(self.sched, torch.optim.lr_scheduler.OneCycleLR):
             self.sched.step()
         self.step += 1
+        if self.timed:
+            self._set_timed_lr()
         return value
 
     def _nan_message(self, what: str, value: float) -> str:

@@ -1,0 +1,58 @@
+"""Train a bundled model from its committed recipe: `python recipes/run.py NAME [-o OUT]`.
+
+Runs `fxnet profile` with the recipe's arguments (printing the exact command line) and
+writes the model to OUT (default: recipes/out/NAME.safetensors). To ship it, copy it to
+fxnet/weights/ and put its sha256 and size into pretrained.toml (`--install` does both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("name")
+    ap.add_argument("-o", "--output")
+    ap.add_argument("--install", action="store_true", help="copy into fxnet/weights and update pretrained.toml")
+    ap.add_argument("extra", nargs="*", help="extra fxnet profile arguments (e.g. --seconds 60)")
+    args = ap.parse_args()
+    recipe = tomllib.loads((HERE / f"{args.name}.toml").read_text())
+    out = Path(args.output or HERE / "out" / f"{args.name}.safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "fxnet", "profile", *recipe["args"], *args.extra, "-o", str(out), "--force"]
+    print("+", shlex.join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    if args.install:
+        install(args.name, out)
+
+
+def install(name: str, model: Path) -> None:
+    target = ROOT / "fxnet" / "weights" / f"{name}.safetensors"
+    shutil.copyfile(model, target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    index = ROOT / "pretrained.toml"
+    text = index.read_text()
+    block = re.compile(rf"(\[models\.{re.escape(name)}\][^\[]*)", re.S)
+    entry = block.search(text)
+    if not entry:
+        raise SystemExit(f"pretrained.toml has no [models.{name}] entry to update")
+    body = re.sub(r'sha256\s*=\s*"[^"]*"', f'sha256 = "{digest}"', entry.group(1))
+    body = re.sub(r"size_bytes\s*=\s*\d+", f"size_bytes = {target.stat().st_size}", body)
+    index.write_text(text.replace(entry.group(1), body))
+    print(f"installed {target} (sha256 {digest})")
+
+
+if __name__ == "__main__":
+    main()
