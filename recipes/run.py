@@ -44,7 +44,7 @@ def install(name: str, model: Path) -> None:
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     index = ROOT / "pretrained.toml"
     text = index.read_text()
-    block = re.compile(rf"(\[models\.{re.escape(name)}\][^\[]*)", re.S)
+    block = re.compile(rf"(\[models\.{re.escape(name)}\].*?)(?=\n\[|\Z)", re.S)
     entry = block.search(text)
     if not entry:
         raise SystemExit(f"pretrained.toml has no [models.{name}] entry to update")

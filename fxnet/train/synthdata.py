@@ -43,18 +43,25 @@ def _derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0] >> 1)
 
 
-def knob_grid(k: int, *, max_settings: int = GRID_SETTINGS) -> list[tuple[float, ...]]:
+def knob_grid(k: int, *, max_settings: int = GRID_SETTINGS,
+              steps: Sequence[int | None] | None = None) -> list[tuple[float, ...]]:
     """A full grid of normalised knob settings with at most ``max_settings`` points.
 
-    ``levels = min(5, floor(max_settings ** (1/k)))`` (at least 2) evenly spaced values per
-    knob, ends included: 1 knob -> 5 settings, 2 -> 16, 3 and 4 -> 8 and 16 (0 and 1 only).
-    With more knobs, ``max_settings`` corners of the 0/1 grid evenly spread.
+    A switch (``steps[i]`` positions) takes each of its positions; the continuous knobs
+    share what is left of the budget: ``levels = min(5, floor(budget ** (1/k)))`` (at
+    least 2) evenly spaced values per knob, ends included: 1 knob -> 5 settings, 2 -> 16,
+    3 and 4 -> 8 and 16 (0 and 1 only). With more knobs, ``max_settings`` corners of the
+    0/1 grid evenly spread.
     """
     if k == 0:
         return [()]
-    levels = max(2, min(5, int(math.floor(max_settings ** (1.0 / k) + 1e-9))))
-    values = np.linspace(0.0, 1.0, levels).tolist()
-    grid = [tuple(g) for g in itertools.product(values, repeat=k)]
+    steps = list(steps) if steps is not None else [None] * k
+    switch = [int(s) if s and s > 1 else 0 for s in steps]
+    n_cont = sum(1 for s in switch if not s)
+    budget = max_settings / max(1, math.prod(s for s in switch if s))
+    levels = max(2, min(5, int(math.floor(budget ** (1.0 / max(1, n_cont)) + 1e-9))))
+    axes = [np.linspace(0.0, 1.0, s).tolist() if s else np.linspace(0.0, 1.0, levels).tolist() for s in switch]
+    grid = [tuple(g) for g in itertools.product(*axes)]
     if len(grid) > max_settings:
         grid = [grid[i] for i in np.linspace(0, len(grid) - 1, max_settings).round().astype(int)]
     return grid
@@ -160,7 +167,7 @@ class SynthData:
                          families=self.families)
         if self._pad:
             clips[:, : self._pad] = 0.0
-        settings = knob_grid(len(self.knob_specs))
+        settings = knob_grid(len(self.knob_specs), steps=[spec.steps for spec in self.knob_specs])
         knobs = self._snap(np.repeat(np.array(settings, np.float32).reshape(len(settings), -1), val_clips, axis=0))
         dry = np.tile(clips, (len(settings), 1))
         x, y = self._pairs(dry, knobs)
