@@ -11,7 +11,6 @@ import argparse
 import hashlib
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -39,8 +38,15 @@ def main() -> None:
 
 
 def install(name: str, model: Path) -> None:
+    """Copy the model into the package under the recipe's name and description (the
+    weights and the training summary are kept as they are) and update the registry."""
+    from fxnet.checkpoint import load_model, save_model
+
+    recipe = tomllib.loads((HERE / f"{name}.toml").read_text())
     target = ROOT / "fxnet" / "weights" / f"{name}.safetensors"
-    shutil.copyfile(model, target)
+    net, info = load_model(model)
+    save_model(net, target, task=info.task, name=recipe["name"], description=recipe["description"],
+               training=info.meta.get("training"))
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     index = ROOT / "pretrained.toml"
     text = index.read_text()
