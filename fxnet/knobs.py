@@ -168,3 +168,59 @@ def resolve_knobs(
             raise KnobError(f"unknown knob '{name}'; {_valid_list(specs)}")
         values[index[name]] = _parse_physical(specs[index[name]], text)
     return KnobValues(specs, [s.default if v is None else v for s, v in zip(specs, values)])
+
+
+def load_automation(path: str, base: KnobValues):
+    """Knob automation from a CSV: ``time,<knob>,<knob>...`` (time in seconds, increasing).
+
+    Cells follow ``--knob``'s rules (physical with or without unit, or normalised).
+    Knobs without a column keep ``base``'s values. Between rows values are interpolated
+    linearly; before the first and after the last row they are held. Returns a function
+    of time (seconds) giving every knob's normalised value, for the streaming engine.
+    """
+    import csv
+
+    import numpy as np
+
+    specs = base.specs
+    index = {s.name: i for i, s in enumerate(specs)}
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
+    except OSError as e:
+        raise KnobError(f"{path}: cannot read knob automation ({e.strerror or e})") from None
+    if len(rows) < 2 or rows[0][0].strip().lower() != "time":
+        raise KnobError(f"{path}: knob automation needs a header 'time,<knob>,...' and at least one row")
+    names = [c.strip() for c in rows[0][1:]]
+    for name in names:
+        if name not in index:
+            raise KnobError(f"{path}: unknown knob '{name}'; {_valid_list(specs)}")
+    times, table = [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(names) + 1:
+            raise KnobError(f"{path}: line {line} has {len(row)} cells, the header {len(names) + 1}")
+        try:
+            times.append(float(row[0]))
+        except ValueError:
+            raise KnobError(f"{path}: line {line}: time '{row[0]}' is not a number of seconds") from None
+        try:
+            table.append([_parse_physical(specs[index[n]], cell.strip()) for n, cell in zip(names, row[1:])])
+        except KnobError as e:
+            raise KnobError(f"{path}: line {line}: {e}") from None
+    t = np.asarray(times)
+    if np.any(np.diff(t) <= 0):
+        raise KnobError(f"{path}: times must increase from row to row")
+    columns = np.asarray(table, dtype=np.float64).T  # (len(names), rows)
+    cols = [index[n] for n in names]
+    steps = [specs[i].steps for i in cols]
+
+    def at(seconds: float) -> list[float]:
+        values = list(base.values)
+        for j, i in enumerate(cols):
+            v = float(np.interp(seconds, t, columns[j]))
+            if steps[j] and steps[j] > 1:  # a switch jumps, it does not glide
+                v = round(v * (steps[j] - 1)) / (steps[j] - 1)
+            values[i] = v
+        return values
+
+    return at

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from fxnet.cli.app import main
 
@@ -228,3 +229,36 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path, identity_model):
     assert proc.returncode == 130, err
     assert b"interrupted" in err
     assert list(out.iterdir()) == []
+
+
+def test_knob_automation_file(tmp_path, capsys):
+    """A gain knob ramped by a CSV: the output level follows it, chunk by chunk."""
+    from fxnet.checkpoint import save_model
+    from fxnet.knobs import KnobSpec
+    from fxnet.models.simple import Gain
+
+    model = Gain(sample_rate=8000, knobs=[KnobSpec("cut", 0, 20, "dB", default=0.0)])
+    with torch.no_grad():
+        model.knob_db.fill_(-20.0)  # normalised 1 -> -20 dB
+    path = save_model(model, tmp_path / "g.safetensors")
+    sf.write(tmp_path / "ones.wav", np.full((16000, 1), 0.5, np.float32), 8000, subtype="FLOAT")
+    (tmp_path / "auto.csv").write_text("time,cut\n0.5,0dB\n1.5,20dB\n")
+    code, _, err = run(["apply", tmp_path / "ones.wav", "-o", tmp_path / "o.wav", "--model", path,
+                        "--knobs-file", tmp_path / "auto.csv"], capsys)
+    assert code == 0, err
+    y, _ = sf.read(tmp_path / "o.wav", dtype="float32")
+    # 0.1 s chunks, knobs at each chunk's centre: held before 0.5 s, ramp to 1.5 s, held after
+    expected = []
+    for k in range(20):
+        centre = (k + 0.5) * 0.1
+        cut = np.interp(centre, [0.5, 1.5], [0.0, 1.0])
+        expected.append(np.full(800, 0.5 * 10 ** (-20 * cut / 20)))
+    np.testing.assert_allclose(y, np.concatenate(expected), rtol=1e-5)
+    (tmp_path / "bad.csv").write_text("time,depth\n0,1\n")
+    code, _, err = run(["apply", tmp_path / "ones.wav", "-o", tmp_path / "o2.wav", "--model", path,
+                        "--knobs-file", tmp_path / "bad.csv"], capsys)
+    assert code == 1 and "unknown knob 'depth'; valid knobs: cut [0..20 dB]" in err
+    (tmp_path / "back.csv").write_text("time,cut\n1,0\n0.5,1\n")
+    code, _, err = run(["apply", tmp_path / "ones.wav", "-o", tmp_path / "o2.wav", "--model", path,
+                        "--knobs-file", tmp_path / "back.csv"], capsys)
+    assert code == 1 and "times must increase" in err
