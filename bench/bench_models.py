@@ -21,8 +21,9 @@ on held-out clips and knob settings (lower is better; NAM's verdicts: < 0.01 gre
 Other processes on the machine distort the numbers, two-thread ones most: with two
 threads every op waits for its second thread, and when another process holds a core
 that thread gets a time slice only every few ms (a small-op model can run 50x slower).
-Each figure is the best of ``--repeats`` runs, and the ``busy`` column says how much of
-the machine other processes used meanwhile (from /proc/stat, minus this process).
+Each figure is the best of ``--repeats`` runs, and each ``busy`` column says how much of
+the machine other processes used during that best run (from /proc/stat, minus this
+process; 50 % = one of two cores).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from fxnet.models import build
 SR = 44100
 KNOBS = [{"name": "a"}, {"name": "b"}]
 
-#: name -> (model config, chunk sizes to try in the engine, in output samples)
 _TCN_CHUNKS = [8192, 16384, 32768, 65536]
 _RNN_CHUNKS = [16384, 32768, 65536]
 #: name -> (model config, chunk sizes to try in the engine, in output samples)
@@ -92,20 +92,23 @@ def _own_seconds() -> float:
     return t.user + t.system
 
 
-def _best(fn, repeats: int) -> float:
-    times = []
+def _best(fn, repeats: int) -> tuple[float, float]:
+    """(shortest wall time of ``repeats`` calls, other processes' CPU share during it)."""
+    load = OtherLoad()
+    best = (math.inf, 0.0)
     for _ in range(repeats):
+        load.start()
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        best = min(best, (time.perf_counter() - t, load.stop()))
+    return best
 
 
-def bench_inference(model, chunks: list[int], repeats: int, seconds: float = 10.0) -> tuple[float, int, int]:
-    """Best x real time over (batch, chunk); returns (speed, batch, chunk)."""
+def bench_inference(model, chunks: list[int], repeats: int, seconds: float = 10.0) -> tuple[float, int, int, float]:
+    """Best x real time over (batch, chunk); returns (speed, batch, chunk, others' load)."""
     audio = torch.randn(1, int(seconds * SR)) * 0.3
     knobs = [0.5] * model.num_knobs
-    best = (0.0, 0, 0)
+    best = (0.0, 0, 0, 0.0)
     for chunk in chunks:
         geometry = model.geometry.with_overrides(chunk=chunk)
         for batch in BATCHES:
@@ -113,12 +116,12 @@ def bench_inference(model, chunks: list[int], repeats: int, seconds: float = 10.
                 continue  # the file has fewer chunks than half the batch: same as a smaller batch
             run = lambda: process_tensor(model, audio, knobs=knobs, geometry=geometry, batch_size=batch)
             run()  # warm-up (allocations, oneDNN primitive creation)
-            speed = seconds / _best(run, repeats)
-            best = max(best, (speed, batch, geometry.chunk))
+            wall, busy = _best(run, repeats)
+            best = max(best, (seconds / wall, batch, geometry.chunk, busy))
     return best
 
 
-def bench_training(model, repeats: int, steps: int = 5, batch: int = 16) -> float:
+def bench_training(model, repeats: int, steps: int = 5, batch: int = 16) -> tuple[float, float]:
     """Adam steps per second on batch x ~1 s of output (plus the model's context)."""
     g = model.geometry
     n = math.ceil(SR / g.multiple) * g.multiple
@@ -135,9 +138,9 @@ def bench_training(model, repeats: int, steps: int = 5, batch: int = 16) -> floa
         opt.step()
 
     step()
-    per_step = min(_best(step, 1) for _ in range(repeats * steps))
+    wall, busy = _best(step, repeats * steps)
     model.eval()
-    return 1.0 / per_step
+    return 1.0 / wall, busy
 
 
 def quality_probe(effect_name: str, names: list[str], steps: int, seed: int = 0) -> None:
@@ -225,10 +228,9 @@ def main() -> None:
         return
     threads = [int(t) for t in args.threads.split(",")]
     header = (f"{'config':<16} {'params':>9} {'context':>7} {'thr':>3} {'x RT':>7} {'batch':>5} {'chunk':>6} "
-              f"{'train/s':>8} {'busy':>5}")
+              f"{'busy':>5} {'train/s':>8} {'busy':>5}")
     print(header)
     print("-" * len(header))
-    load = OtherLoad()
     for name in names:
         cfg, chunks = CONFIGS[name]
         torch.manual_seed(0)
@@ -237,13 +239,11 @@ def main() -> None:
         g = model.geometry
         for n_threads in threads:
             torch.set_num_threads(n_threads)
-            load.start()
-            speed, batch, chunk = bench_inference(model, chunks, args.repeats)
-            train = float("nan") if args.no_train else bench_training(model, args.repeats)
-            busy = load.stop()
+            speed, batch, chunk, busy = bench_inference(model, chunks, args.repeats)
+            train, train_busy = (math.nan, math.nan) if args.no_train else bench_training(model, args.repeats)
             print(
                 f"{name:<16} {params:>9,} {g.left_context + g.right_context:>7} {n_threads:>3} {speed:>7.1f} "
-                f"{batch:>5} {chunk:>6} {train:>8.2f} {busy:>5.0%}",
+                f"{batch:>5} {chunk:>6} {busy:>5.0%} {train:>8.2f} {train_busy:>5.0%}",
                 flush=True,
             )
 
