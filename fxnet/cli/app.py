@@ -39,10 +39,11 @@ def _root(
 
 
 def _register() -> None:
-    from fxnet.cli import apply_cmd, models_cmd, profile_cmd
+    from fxnet.cli import apply_cmd, eval_cmd, models_cmd, profile_cmd
 
     app.command("apply", help=apply_cmd.HELP, no_args_is_help=True)(apply_cmd.apply)
     app.command("profile", help=profile_cmd.HELP, no_args_is_help=True)(profile_cmd.profile)
+    app.command("eval", help=eval_cmd.HELP, no_args_is_help=True)(eval_cmd.eval_command)
     app.add_typer(models_cmd.app, name="models")
 
 
