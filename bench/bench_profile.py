@@ -1,11 +1,13 @@
 """`fxnet profile` from folders: learn comp4c from ~10 minutes of dry/wet pairs on a knob
 grid, then score the model on held-out material (rendered real instruments).
 
-    python bench/bench_profile.py [--seconds 1800] [--dir /tmp/fxnet-profile]
+    python bench/bench_profile.py [--seconds 1800] [--dir /tmp/fxnet-profile] [--plot-curve curve.png]
 
 The pairs are made with fxnet's reference comp4c from synthetic music (seed 1234); the
 held-out material (examples/guitar.flac, bench/data/*.flac) is never seen in training.
 Prints the training command, then the held-out ESR per knob setting, median and worst.
+``--plot-curve PNG`` draws the run's validation ESR against training minutes (from the
+validation history in the model file's training summary).
 """
 
 from __future__ import annotations
@@ -77,10 +79,55 @@ def held_out_esr(model_path: Path) -> None:
           f"median {np.median(esrs):.5f}, mean {esrs.mean():.5f}, worst {esrs.max():.5f} (target <= 0.02)")
 
 
+def plot_curve(model_path: str | Path, png: str | Path, *, title: str = "") -> list[dict]:
+    """Draw validation ESR (log scale) vs training minutes of the run that wrote ``model_path``
+    into ``png``, from ``training["history"]`` in its metadata; returns that history.
+
+    The training loss (mean since the previous validation) is drawn too when it is positive
+    throughout (with ``--loss esr`` it is the training-set ESR)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fxnet.checkpoint import read_header
+
+    training = read_header(model_path).meta.get("training") or {}
+    history = [h for h in training.get("history") or [] if h.get("val_esr") is not None and h["val_esr"] > 0]
+    if not history:
+        raise SystemExit(f"{model_path}: no validation history in its training summary (made by an older fxnet?)")
+    minutes = np.array([h["seconds"] for h in history]) / 60.0
+    val = np.array([h["val_esr"] for h in history])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    ax.plot(minutes, val, "o-", ms=3, label="validation ESR")
+    loss = [h.get("train_loss") for h in history]
+    if all(v is not None and v > 0 for v in loss):
+        ax.plot(minutes, loss, "-", alpha=0.5, label=f"training loss ({training.get('loss', '?')})")
+    best = int(np.argmin(val))
+    ax.annotate(f"best {val[best]:.4g} (step {history[best]['step']})", (minutes[best], val[best]),
+                textcoords="offset points", xytext=(-120, 20), arrowprops={"arrowstyle": "->"})
+    ax.set_yscale("log")
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("ESR")
+    hw = training.get("hardware") or {}
+    ax.set_title(title or "fxnet profile", fontsize=10)
+    fig.text(0.99, 0.01, f"{training.get('arch', '?')}, {training.get('steps', '?')} steps, "
+             f"{hw.get('cpu', hw.get('device', '?'))}, {hw.get('torch_threads', '?')} torch thread(s)",
+             ha="right", va="bottom", fontsize=7, color="0.4")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+    return history
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=1800)
     ap.add_argument("--dir", default="/tmp/fxnet-profile")
+    ap.add_argument("--plot-curve", metavar="PNG", help="draw validation ESR vs training minutes into PNG")
     args = ap.parse_args()
     work = Path(args.dir)
     n = make_pairs(work)
@@ -93,6 +140,9 @@ def main() -> None:
     subprocess.run(cmd, check=True)
     print(f"trained in {time.perf_counter() - t:.0f} s wall")
     held_out_esr(out)
+    if args.plot_curve:
+        plot_curve(out, args.plot_curve, title="fxnet profile: comp4c from folder pairs")
+        print(f"wrote {args.plot_curve}")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,11 @@ def test_resume_continues_exactly(tmp_path):
     wa, wb = load_file(str(straight.path)), load_file(str(resumed.path))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert resumed.best_esr == straight.best_esr
+    # the validation history carries over the interruption: same steps, ESRs and mean losses
+    ha, hb = straight.training["history"], resumed.training["history"]
+    assert [h["step"] for h in hb] == [h["step"] for h in ha] == [4, 8]
+    assert [(h["val_esr"], h["train_loss"]) for h in hb] == [(h["val_esr"], h["train_loss"]) for h in ha]
+    assert hb[0]["seconds"] < hb[1]["seconds"]
 
 
 def test_resume_refuses_different_options(tmp_path):
@@ -174,11 +179,25 @@ def test_plateau_schedule_and_remove_task(tmp_path):
 
 
 def test_training_summary_in_the_model_file(tmp_path):
-    res = profile(request(tmp_path, steps=3, checkpoint_every=3))
+    losses = {}
+
+    def record(event):
+        if event.kind == "step" and event.loss is not None:
+            losses[event.step] = event.loss
+
+    res = profile(request(tmp_path, steps=5, checkpoint_every=3), on_event=record)
     training = read_header(res.path).meta["training"]
+    # validation history: at the checkpoint (step 3) and at the end (step 5), each with the
+    # mean training loss since the previous validation and the ESR the validation found
+    history = training["history"]
+    assert [h["step"] for h in history] == [3, 5]
+    assert history[0]["train_loss"] == pytest.approx(np.mean([losses[s] for s in (1, 2, 3)]))
+    assert history[1]["train_loss"] == pytest.approx(np.mean([losses[s] for s in (4, 5)]))
+    assert 0 < history[0]["seconds"] < history[1]["seconds"] <= training["wall_seconds"] + 0.01
+    assert min(h["val_esr"] for h in history) == pytest.approx(training["validation"]["esr"])
     assert training["data"]["source"] == "synth" and training["data"]["effect"] == "comp4c"
     assert training["data"]["seed"] == 0
-    assert training["steps"] == 3 and training["wall_seconds"] > 0
+    assert training["steps"] == 5 and training["wall_seconds"] > 0
     assert training["hardware"]["device"] == "cpu" and training["hardware"]["cpu"]
     assert training["torch_version"] == torch.__version__
     assert training["loss"] == "esr+0.5*mrstft" and training["command"] == "fxnet profile (test)"

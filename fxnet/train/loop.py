@@ -22,6 +22,10 @@ setting; the overall value is their mean), and two files are written atomically:
   step, the RNG states (torch; numpy's of every rank) and the early-stopping record -
   tensors in safetensors, everything else as JSON in its header. Never pickle.
 
+Each validation also appends ``{"seconds", "step", "val_esr", "train_loss"}`` (training
+seconds so far, the mean training loss since the previous validation) to a history that
+the training summary keeps (``training["history"]``): the ESR-vs-time curve of the run.
+
 ``resume=True`` reloads the state and continues exactly: N steps + resume N steps gives
 the same weights as 2N steps. A NaN/Inf loss or gradient stops the run with a
 TrainingError; the files of the last good checkpoint are left untouched.
@@ -330,6 +334,8 @@ class Trainer:
         self.best_result: ValidationResult | None = None
         self.last_result: ValidationResult | None = None
         self.last_validated = -1
+        self.history: list[dict[str, float]] = []  #: one entry per validation, see the module docstring
+        self._loss_sum, self._loss_count = 0.0, 0  #: training losses since the last validation
         self.sched: Any = None
         self.probing = False
         self.timed = False  #: 1cycle on the clock (time budget only)
@@ -413,6 +419,8 @@ class Trainer:
             "data": {k: v for k, v in self.data.summary().items() if k in ("source", "effect", "seed", "files")},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "best_result": asdict(self.best_result) if self.best_result else None,
+            "history": self.history,
+            "loss_since_validation": [self._loss_sum, self._loss_count],
         }
         _save_state(self.state_path, tensors, meta)
 
@@ -458,6 +466,8 @@ class Trainer:
         self.best_step = int(meta.get("best_step", 0))
         self.bad_validations = int(meta.get("bad_validations", 0))
         self.last_validated = int(meta.get("last_validated", -1))
+        self.history = list(meta.get("history", []))
+        self._loss_sum, self._loss_count = meta.get("loss_since_validation", [0.0, 0])
         if meta.get("best_result"):
             self.best_result = ValidationResult(**meta["best_result"])
         if self.output.is_file() and self.best_result is not None:
@@ -497,6 +507,9 @@ class Trainer:
         esr = broadcast_float(esr, self.ctx, self.device)
         self.last_validated = self.step
         self.last_result = result
+        self.history.append({"seconds": round(self._elapsed(), 3), "step": self.step, "val_esr": esr,
+                             "train_loss": self._loss_sum / self._loss_count if self._loss_count else None})
+        self._loss_sum, self._loss_count = 0.0, 0
         improved = esr < self.best_esr
         if improved:
             self.best_esr, self.best_step, self.bad_validations = esr, self.step, 0
@@ -558,6 +571,7 @@ class Trainer:
             "polarity_flip": cfg.polarity_flip,
             "best_step": self.best_step,
             "validation": result.to_dict() if result else None,
+            "history": self.history,
         })
         return out
 
@@ -630,6 +644,8 @@ class Trainer:
                     stopped = "seconds"
                     break
                 loss = self._train_step()
+                self._loss_sum += loss
+                self._loss_count += 1
                 self._times = (self._times + [time.perf_counter()])[-50:]
                 if self.probing and self.step >= PROBE_STEPS:
                     done = self._times[-(PROBE_STEPS - 2):]
