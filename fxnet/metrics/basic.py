@@ -62,9 +62,11 @@ def si_sdr_rows(est: np.ndarray, ref: np.ndarray, *, zero_mean: bool = False) ->
 def si_sdr(est: np.ndarray, ref: np.ndarray, *, zero_mean: bool = False) -> float:
     """Scale-invariant SDR in dB, averaged over rows (channels); higher is better.
 
+    torchmetrics' definition (see :func:`si_sdr_rows`), no mean removal by default.
+
     Golden value: ref ``[3, -0.5, 2, 7]``, est ``[2.5, 0, 2, 8]`` -> 18.4030 dB
-    (SI-SNR, ``zero_mean=True``: 15.0918 dB). Blind to a gain on ``est``; a delay or a
-    polarity flip costs a lot.
+    (SI-SNR, ``zero_mean=True``: 15.0918 dB). Blind to any gain on ``est``, a polarity
+    flip included; a delay of even one sample costs a lot at high frequencies.
     """
     return float(np.mean(si_sdr_rows(est, ref, zero_mean=zero_mean)))
 

@@ -12,7 +12,7 @@ No reference implementation is public; this follows the paper's published descri
    24.7 (4.37 f/kHz + 1) Hz, bandwidth parameter 1.019 ERB_N), centres 1 ERB_N apart
    from 50 Hz up (to ~18 kHz; squeezed below 0.45 fs at low sample rates), applied as
    magnitude responses ``(1 + ((f - fc) / 1.019 ERB_N)^2)^-2`` in the frequency domain,
-   truncated 5 bandwidths from the centre (-56 dB). The cross-correlation of two
+   tapered to zero between 3.5 and 5 bandwidths from the centre (-45 to -56 dB). The cross-correlation of two
    signals through the same filter depends on its magnitude only, so the zero-phase
    filter gives the causal one's correlations.
 3. Non-overlapping frames of ~30 ms (a multiple of 16 samples) of the band signals. Per
@@ -64,8 +64,10 @@ SILENCE_DB = 60.0
 #: Gammatone bandwidth parameter b (in ERB_N) for a fourth-order filter.
 GAMMATONE_B = 1.019
 GAMMATONE_ORDER = 4
-#: Each band keeps its gammatone response out to this many bandwidths (-56 dB).
+#: Each band keeps its gammatone response out to this many bandwidths (-56 dB) ...
 HALF_WIDTH_BW = 5.0
+#: ... tapered to zero over the last ones (from -45 dB at 3.5 bandwidths).
+_TAPER_BW = 1.5
 #: Largest decimation of the baseband band signals; frame and lag are multiples of it.
 _MAX_DECIMATION = 16
 #: Context filtered on each side of a block so its band signals equal the whole-file ones.
@@ -103,13 +105,17 @@ def ear_weighting_db(f_hz: np.ndarray) -> np.ndarray:
 def band_magnitudes(f_hz: np.ndarray, sample_rate: int) -> np.ndarray:
     """Ear filter x gammatone magnitude of every band at ``f_hz``: (bands, len(f_hz)).
 
-    Zero beyond :data:`HALF_WIDTH_BW` bandwidths from the centre and at DC.
+    Tapered to zero between 3.5 and :data:`HALF_WIDTH_BW` bandwidths from the centre
+    (where the gammatone is already 45-56 dB down); zero at DC.
     """
     f = np.asarray(f_hz, dtype=np.float64)
     centres = band_centres_hz(sample_rate)
-    x = (f[None, :] - centres[:, None]) / (GAMMATONE_B * erb_hz(centres))[:, None]
+    x = np.abs(f[None, :] - centres[:, None]) / (GAMMATONE_B * erb_hz(centres))[:, None]
     gain = (1.0 + x**2) ** (-GAMMATONE_ORDER / 2) * 10.0 ** (ear_weighting_db(np.abs(f)) / 20.0)
-    return np.where((np.abs(x) <= HALF_WIDTH_BW) & (f > 0), gain, 0.0)
+    # A raised-cosine taper to zero over the last bandwidths, not a step: a step in the
+    # response would give the band's impulse response slowly decaying (1/t) tails.
+    ramp = np.clip((x - (HALF_WIDTH_BW - _TAPER_BW)) / _TAPER_BW, 0.0, 1.0)
+    return np.where(f > 0, gain * 0.5 * (1.0 + np.cos(np.pi * ramp)), 0.0)
 
 
 def _plan_bands(sample_rate: int) -> list[tuple[int, tuple[int, ...]]]:
