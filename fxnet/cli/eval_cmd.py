@@ -184,17 +184,17 @@ def _methods(paths: list[str], method_specs: list[str]) -> list[tuple[str, str]]
 def _check_report_path(path: str | None, inputs: list[str]) -> None:
     """Reports may overwrite reports, never an input or an audio file."""
     from fxnet.batch import AUDIO_EXTENSIONS
-    from fxnet.errors import OutputError
+    from fxnet.errors import UsageError
 
     if path is None:
         return
     p = Path(path)
     if p.is_dir():
-        raise OutputError("is a directory", path=p)
+        raise UsageError("is a directory, not a report file name", path=p)
     if p.suffix.lower() in AUDIO_EXTENSIONS or any(os.path.realpath(p) == os.path.realpath(i) for i in inputs):
-        raise OutputError("refusing to write a report over an audio file or an input", path=p)
+        raise UsageError("refusing to write a report over an audio file or an input", path=p)
     if not (p.parent if str(p.parent) else Path(".")).is_dir():
-        raise OutputError("directory does not exist", path=p.parent)
+        raise UsageError("directory does not exist", path=p.parent)
 
 
 # --- rendering -----------------------------------------------------------------------------------
