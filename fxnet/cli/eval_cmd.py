@@ -36,7 +36,8 @@ _TABLE_WIDTH = 240
 
 def eval_command(
     paths: Annotated[List[str], typer.Argument(help=(
-        "EST REF: estimate and reference files or folders. With --method, only REF."), show_default=False)],
+        "EST REF: estimate and reference files or folders. With --method, only REF."), show_default=False,
+        metavar="EST REF")],
     method: Annotated[Optional[List[str]], typer.Option("--method", "-M", help=(
         "NAME=DIR: a folder of estimates to score under NAME; repeatable, drawn side by side."))] = None,
     metrics: Annotated[Optional[str], typer.Option("--metrics", "-m", help=(
@@ -48,7 +49,7 @@ def eval_command(
         "Score at this sample rate (default: each reference's rate; estimates are resampled to it)."))] = None,
     fad_embedding: Annotated[str, typer.Option("--fad-embedding", help=(
         "Embedding for fad: 'logmel' (offline, default) or a VGGish-style model: a .safetensors path, "
-        "hf://org/repo/file.safetensors[@rev], or a registry name."))] = "logmel",
+        "hf://org/repo/file.safetensors (optionally @revision), or a registry name."))] = "logmel",
     csv_path: Annotated[Optional[str], typer.Option("--csv", help="Also write the per-file scores to this CSV file.")] = None,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw box plots per metric and method to this PNG file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary: no per-file table, no progress.")] = False,
