@@ -235,3 +235,14 @@ def test_plot_helpers(tmp_path):
     # t_{0.975, 3} = 3.182446; s = 1.290994; n = 4
     assert (mean, low, high) == pytest.approx((2.5, 2.5 - 3.182446 * 1.290994 / 2, 2.5 + 3.182446 * 1.290994 / 2),
                                               rel=1e-5)
+
+
+def test_fad_with_too_little_audio_is_reported_not_fatal(tmp_path, capsys):
+    for side in ("e", "r"):
+        (tmp_path / side).mkdir()
+        sf.write(tmp_path / side / "a.wav", clip(2, seconds=0.5), SR)
+    code, out, err = run(["eval", tmp_path / "e", tmp_path / "r", "-m", "si_sdr,fad", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 2 and doc["methods"][0]["set_metrics"]["fad"] is None
+    assert doc["methods"][0]["files"][0]["scores"]["si_sdr"] > 100  # identical files: still scored
+    assert "fad: FAD needs at least 2 embedding vectors per set, got 1" in doc["errors"][0]

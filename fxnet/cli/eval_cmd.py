@@ -119,17 +119,20 @@ def eval_command(
                 for e in ([result.error] if result.error else []) + result.errors:
                     err.print(f"[red]failed[/red] {_esc(e)}")
 
+            set_errors: list[str] = []
             results, set_values = evaluate(pairing.pairs, names, rate=rate, fad_embedding=embedding,
-                                           timings=timings, on_result=on_result)
+                                           timings=timings, on_result=on_result, set_errors=set_errors)
+            for e in set_errors:
+                err.print(f"[red]failed[/red] {_esc(label)}: {_esc(e)}")
             report.append({"name": label, "estimates": est, "pairing": pairing, "results": results,
-                           "set": set_values})
+                           "set": set_values, "set_errors": [f"{label}: {e}" for e in set_errors]})
     finally:
         if progress is not None:
             progress.stop()
 
     pair_names = [n for n in names if get_metric(n).kind == "pair"]
     failures = [e for m in report for r in m["results"] for e in ([r.error] if r.error else []) + r.errors]
-    failures += [e for m in report for e in m["pairing"].errors]
+    failures += [e for m in report for e in m["pairing"].errors + m["set_errors"]]
     if csv_path:
         _write_csv(csv_path, report, pair_names)
     if plot:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fxnet.errors import FxnetError, UsageError
-from fxnet.metrics import METRICS, compute, get_metric
+from fxnet.metrics import compute, get_metric
 
 __all__ = ["LENGTH_TOLERANCE_SECONDS", "Pair", "PairResult", "Pairing", "evaluate", "load_pair", "pair_files",
            "summarize"]
@@ -202,14 +202,16 @@ class SetCollector:
 
 def evaluate(pairs: Sequence[Pair], metrics: Sequence[str], *, rate: int | None = None,
              fad_embedding: Any = None, timings: dict[str, float] | None = None,
-             on_result: Callable[[PairResult], None] | None = None) -> tuple[list[PairResult], dict[str, float]]:
+             on_result: Callable[[PairResult], None] | None = None,
+             set_errors: list[str] | None = None) -> tuple[list[PairResult], dict[str, float]]:
     """Score every pair; returns (per-pair results, set-metric values).
 
     A pair that cannot be loaded gets ``error``; a metric that fails on a pair gets NaN
     and a line in ``errors``; either way the batch goes on. ``fad`` among ``metrics``
     embeds every loaded estimate and reference with ``fad_embedding`` (default: the
-    offline log-mel embedding) and returns the FAD between the two sets. ``timings``
-    accumulates wall seconds per metric plus ``"load"``.
+    offline log-mel embedding) and returns the FAD between the two sets; when it cannot
+    be computed (too few embedding vectors) it is NaN and the reason goes to
+    ``set_errors``. ``timings`` accumulates wall seconds per metric plus ``"load"``.
     """
     pair_metrics = [m for m in metrics if get_metric(m).kind == "pair"]
     set_metrics = [m for m in metrics if get_metric(m).kind == "set"]
@@ -257,7 +259,14 @@ def evaluate(pairs: Sequence[Pair], metrics: Sequence[str], *, rate: int | None 
         from fxnet.metrics.fad import fad_from_embeddings
 
         t1 = time.perf_counter()
-        set_values["fad"] = fad_from_embeddings(collector.est, collector.ref) if collector.est else math.nan
+        try:
+            if not collector.est:
+                raise UsageError("no pair could be read")
+            set_values["fad"] = fad_from_embeddings(collector.est, collector.ref)
+        except FxnetError as e:
+            set_values["fad"] = math.nan
+            if set_errors is not None:
+                set_errors.append(f"fad: {e}")
         timings["fad"] = timings.get("fad", 0.0) + time.perf_counter() - t1
     return results, set_values
 
@@ -277,7 +286,3 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
             q = np.quantile(v, [0.25, 0.5, 0.75], method="nearest")
         mean = float(np.mean(v))
     return {"median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]), "mean": mean, "n": int(v.size)}
-
-
-def metric_units() -> dict[str, str]:
-    return {name: m.unit for name, m in METRICS.items()}
