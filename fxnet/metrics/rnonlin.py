@@ -109,8 +109,12 @@ def band_magnitudes(f_hz: np.ndarray, sample_rate: int) -> np.ndarray:
     (where the gammatone is already 45-56 dB down); zero at DC.
     """
     f = np.asarray(f_hz, dtype=np.float64)
-    centres = band_centres_hz(sample_rate)
-    x = np.abs(f[None, :] - centres[:, None]) / (GAMMATONE_B * erb_hz(centres))[:, None]
+    return _band_gain(np.broadcast_to(f, (N_BANDS, f.size)), band_centres_hz(sample_rate))
+
+
+def _band_gain(f: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Ear filter x tapered gammatone at frequencies f (bands, n) for the bands' centres (bands,)."""
+    x = np.abs(f - centres[:, None]) / (GAMMATONE_B * erb_hz(centres))[:, None]
     gain = (1.0 + x**2) ** (-GAMMATONE_ORDER / 2) * 10.0 ** (ear_weighting_db(np.abs(f)) / 20.0)
     # A raised-cosine taper to zero over the last bandwidths, not a step: a step in the
     # response would give the band's impulse response slowly decaying (1/t) tails.
@@ -145,8 +149,7 @@ def _band_gather(n_fft: int, sample_rate: int, q: int, bands: tuple[int, ...]) -
     index = np.rint(centres / df).astype(int)[:, None] + offsets[None, :]
     valid = (index > 0) & (index <= n_fft // 2)
     index = np.clip(index, 0, n_fft // 2)
-    gains = band_magnitudes(index.reshape(-1) * df, sample_rate)[list(bands)]
-    weight = np.take_along_axis(gains.reshape(len(bands), len(bands), m), np.arange(len(bands))[:, None, None], 1)[:, 0]
+    weight = _band_gain(index * df, centres)
     return index, (np.where(valid, weight, 0.0) / math.sqrt(q)).astype(np.float32)
 
 
