@@ -10,6 +10,15 @@ its context), L1 loss against a fixed gain of the input.
     python bench/bench_models.py tcn-16 rnn-16   # some of them
     python bench/bench_models.py --list
     python bench/bench_models.py --quality comp4c tcn-16 rnn-16-seg16k   # short training runs
+    python bench/bench_models.py --registry [--quick] [--threads 1]     # steps/s of every architecture
+
+``--registry`` measures training steps per second of every architecture in
+``fxnet.models.available()`` with its default hyper-parameters, at ``fxnet profile``'s
+default batch and crop (16 examples of 8192 output samples, rounded up to the model's
+multiple, plus its context) and default loss (``esr+0.5*mrstft``, ``--loss`` to change):
+the trainer's step (forward, loss, backward, gradient clipping, AdamW) on random input,
+without data loading or validation. It prints the fastest and the median step time of
+``--repeats`` x 8 steps after a warm-up step (``--quick``: 1 x 3).
 
 ``--quality EFFECT`` compares configurations by what they learn rather than by speed:
 each trains from the same seed for ``--steps`` Adam steps (16 x 8192 output samples per
@@ -143,6 +152,66 @@ def bench_training(model, repeats: int, steps: int = 5, batch: int = 16) -> tupl
     return 1.0 / wall, busy
 
 
+def registry_training_speed(threads: list[int], repeats: int, steps: int, loss_spec: str) -> list[dict[str, Any]]:
+    """Training steps/s of every registered architecture at its defaults (see the docstring)."""
+    from fxnet.models import available
+    from fxnet.train.data import CropLayout
+    from fxnet.train.loop import TrainConfig
+    from fxnet.train.losses import parse_loss
+
+    cfg = TrainConfig(loss=loss_spec)
+    loss_fn = parse_loss(cfg.loss)
+    header = (f"{'arch':<12} {'params':>9} {'context':>7} {'crop':>6} {'thr':>3} {'steps/s':>8} {'median':>7} "
+              f"{'audio x':>7} {'busy':>5}")
+    print(f"training speed at fxnet profile's defaults: batch {cfg.batch_size}, segment {cfg.segment}, "
+          f"loss {cfg.loss}, AdamW, grad clip {cfg.grad_clip}; steps/s = fastest step, median = median step; "
+          f"audio x = seconds of target audio trained per second (at the median)")
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for arch in available():
+        torch.manual_seed(0)
+        try:
+            model = build({"arch": arch, "sample_rate": SR, "knobs": KNOBS})
+        except Exception as e:  # an architecture that cannot take knobs, say: report, go on
+            print(f"{arch:<12} cannot build with 2 knobs: {e}")
+            continue
+        layout = CropLayout.from_geometry(model.geometry, cfg.segment)
+        x = torch.randn(cfg.batch_size, model.geometry.channels, layout.input_length) * 0.3
+        target = 0.5 * x[..., layout.target_offset : layout.target_offset + layout.n]
+        knobs = torch.rand(cfg.batch_size, model.num_knobs)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        model.train()
+
+        def step() -> None:
+            loss = loss_fn(model(x, knobs), target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+
+        params = sum(p.numel() for p in model.parameters())
+        context = layout.left + layout.right
+        for n_threads in threads:
+            torch.set_num_threads(n_threads)
+            step()  # warm-up
+            load, times = OtherLoad(), []
+            load.start()
+            for _ in range(repeats * steps):
+                t = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t)
+            busy = load.stop()
+            times.sort()
+            best, median = 1.0 / times[0], 1.0 / times[len(times) // 2]
+            audio = median * cfg.batch_size * layout.n / SR
+            rows.append({"arch": arch, "params": params, "context": context, "crop": layout.n, "threads": n_threads,
+                         "steps_per_second": best, "median_steps_per_second": median, "busy": busy})
+            print(f"{arch:<12} {params:>9,} {context:>7} {layout.n:>6} {n_threads:>3} {best:>8.2f} {median:>7.2f} "
+                  f"{audio:>7.1f} {busy:>5.0%}", flush=True)
+    return rows
+
+
 def quality_probe(effect_name: str, names: list[str], steps: int, seed: int = 0) -> None:
     """Train each configuration briefly on ``effect_name`` and print its validation ESR."""
     import numpy as np
@@ -217,7 +286,13 @@ def main() -> None:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--quality", metavar="EFFECT", help="train briefly on this reference effect instead")
     parser.add_argument("--steps", type=int, default=300, help="training steps of --quality")
+    parser.add_argument("--registry", action="store_true",
+                        help="training steps/s of every registered architecture at its defaults")
+    parser.add_argument("--loss", default=None, help="loss of --registry (default: fxnet profile's)")
+    parser.add_argument("--quick", action="store_true", help="one repeat (and 3 steps per --registry row)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
     if args.list:
         for name, (cfg, _) in CONFIGS.items():
             print(name, cfg)
@@ -227,6 +302,11 @@ def main() -> None:
         quality_probe(args.quality, names, args.steps)
         return
     threads = [int(t) for t in args.threads.split(",")]
+    if args.registry:
+        from fxnet.train.loop import DEFAULT_LOSS
+
+        registry_training_speed(threads, args.repeats, 3 if args.quick else 8, args.loss or DEFAULT_LOSS)
+        return
     header = (f"{'config':<16} {'params':>9} {'context':>7} {'thr':>3} {'x RT':>7} {'batch':>5} {'chunk':>6} "
               f"{'busy':>5} {'train/s':>8} {'busy':>5}")
     print(header)

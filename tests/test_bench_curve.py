@@ -18,6 +18,7 @@ from fxnet.train.profile import ProfileRequest, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import bench_compand  # noqa: E402
 import bench_profile  # noqa: E402
+import bench_models  # noqa: E402
 
 
 def test_plot_curve_draws_the_validation_history(tmp_path):
@@ -80,3 +81,21 @@ def test_bench_scripts_offer_plot_curve():
     for script in ("bench_profile.py", "bench_compand.py"):
         out = subprocess.run([sys.executable, str(root / script), "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "--plot-curve" in out.stdout
+
+
+def test_knob_grid_matches_the_default_grid():
+    grid = bench_compand.knob_grid(3)
+    assert len(grid) == 27
+    for i, values in enumerate((bench_compand.THRESHOLDS, bench_compand.RATIOS, bench_compand.ATTACKS_MS)):
+        assert sorted({k[i] for k in grid}) == list(values)
+    assert len(bench_compand.knob_grid(4)) == 64
+
+
+def test_registry_training_speed_covers_the_registry(monkeypatch, capsys):
+    import fxnet.models
+
+    monkeypatch.setattr(fxnet.models, "available", lambda: ["fir", "gain"])
+    rows = bench_models.registry_training_speed([1], repeats=1, steps=2, loss_spec="esr")
+    assert [r["arch"] for r in rows] == ["fir", "gain"]
+    assert all(r["crop"] == 8192 and r["steps_per_second"] >= r["median_steps_per_second"] > 0 for r in rows)
+    assert "fir" in capsys.readouterr().out
