@@ -272,6 +272,15 @@ def test_bad_options(kwargs: dict) -> None:
         aspade(np.zeros(100), **kwargs)
 
 
+def test_device_argument() -> None:
+    y = clip_to_input_sdr(sparse_signal(2000, 256, on_grid=True, seed=8), 6.0)
+    ref = aspade(y, window=256)
+    np.testing.assert_array_equal(aspade(y, window=256, device=torch.device("cpu")), ref)
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="CUDA"):
+            aspade(y, window=256, device="cuda")
+
+
 def test_bad_audio() -> None:
     with pytest.raises(UsageError):
         aspade(np.zeros((1, 2, 100)))

@@ -235,6 +235,9 @@ def aspade(
     if max_iter < 1:
         raise UsageError(f"A-SPADE: max_iter must be >= 1, got {max_iter}")
 
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("A-SPADE: device 'cuda' asked for, but this torch has no usable CUDA device")
     rows = _as_rows(y)
     shape = np.shape(y)
     if threshold is None:
@@ -264,7 +267,7 @@ def aspade(
         epsilon=epsilon,
         max_iter=max_iter,
         batch_frames=batch_frames,
-        device=torch.device(device),
+        device=dev,
     )
     return (out * levels).reshape(shape).astype(np.float32)
 
@@ -307,7 +310,8 @@ def _declip(
     g = hann_window(window)
     gd = dual_window(g, hop)
     starts = np.arange(n_frames) * hop
-    clipped_before = np.concatenate([np.zeros((n_ch, 1), np.int64), np.cumsum(kind != 0, axis=-1)], axis=-1)
+    clipped_before = np.zeros((n_ch, total + 1), np.int32)
+    np.cumsum(kind != 0, axis=-1, out=clipped_before[:, 1:])
     per_frame = clipped_before[:, starts + window] - clipped_before[:, starts]  # (C, frames)
     chans, frame_ids = np.nonzero(per_frame)
     iterations = np.zeros((n_ch, n_frames), dtype=np.int64)
