@@ -27,7 +27,7 @@ import torch
 
 from fxnet.errors import AudioError, OutputError, UsageError
 
-ClipMode = Literal["clip", "soft", "error"]
+ClipMode = Literal["clip", "soft", "error", "normalize"]
 BITS_TO_SUBTYPE = {"16": "PCM_16", "24": "PCM_24", "32": "PCM_32", "32f": "FLOAT", "64f": "DOUBLE", "8": "PCM_U8"}
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"}
 _EXT_FORMAT = {
@@ -148,8 +148,8 @@ class PeakPolicy:
     """Applies ``clip_mode`` to output blocks and counts samples beyond full scale."""
 
     def __init__(self, mode: ClipMode, subtype: str, name: str) -> None:
-        if mode not in ("clip", "soft", "error"):
-            raise UsageError(f"--clip-mode must be clip, soft or error, got '{mode}'")
+        if mode not in ("clip", "soft", "error", "normalize"):
+            raise UsageError(f"--clip-mode must be clip, soft, error or normalize, got '{mode}'")
         self.mode = mode
         self.float_output = subtype in _FLOAT_SUBTYPES
         self.name = name

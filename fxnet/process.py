@@ -8,9 +8,10 @@ the file's length: every stage is a generator of blocks.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 import torch
 
@@ -83,11 +84,16 @@ class FileProcessor:
         self.knobs = knobs
 
     def run(self, input_path: str, output_path: str,
-            on_progress: Callable[[int, int], None] | None = None) -> FileResult:
-        """Process one file. ``on_progress(frames_done, frames_total)`` at input rate."""
+            on_progress: Callable[[int, int], None] | None = None, *, stdin: BinaryIO | None = None,
+            t0: float | None = None) -> FileResult:
+        """Process one file. ``on_progress(frames_done, frames_total)`` at input rate.
+
+        ``stdin``: the bytes of ``-`` when the caller has read them already.
+        ``t0``: when the caller started on this file (for the wall time it reports).
+        """
         opt = self.options
-        t0 = time.perf_counter()
-        reader = AudioReader(input_path)
+        t0 = time.perf_counter() if t0 is None else t0
+        reader = AudioReader(input_path, stdin=stdin)
         info = reader.info
         result = FileResult(input=str(input_path), output=str(output_path), sample_rate=info.sample_rate,
                             channels=info.channels, seconds=info.seconds)
@@ -121,6 +127,8 @@ class FileProcessor:
         stream = resample_blocks(stream, model_sr, out_sr, work_channels)
         out_frames = info.frames if out_sr == info.sample_rate else int(round(info.frames * out_sr / info.sample_rate))
         stream = fit_length(stream, out_frames)
+        if opt.clip_mode == "normalize":
+            stream = self._normalized(stream, policy, result)
         with AtomicAudioWriter(output_path, sample_rate=out_sr, channels=work_channels, fmt=fmt,
                                subtype=subtype, force=opt.force) as writer:
             for block in stream:
@@ -130,6 +138,27 @@ class FileProcessor:
         result.peak = round(policy.peak, 6)
         result.wall_seconds = time.perf_counter() - t0
         return result
+
+
+    @staticmethod
+    def _normalized(stream, policy: PeakPolicy, result: FileResult):
+        """``--clip-mode normalize``: hold the output, and if it would exceed full scale in
+        a fixed-point format, scale the whole file so its peak sits at -0.1 dBFS.
+
+        Restored peaks (declipping) legitimately exceed the clipped level; re-clipping them
+        would undo the work. This holds one file's output in memory (float32).
+        """
+        blocks = list(stream)
+        peak = max((float(b.abs().amax()) for b in blocks if b.numel()), default=0.0)
+        if peak > 1.0 and not policy.float_output:
+            scale = NORMALIZE_PEAK / peak
+            result.extra["normalized_db"] = round(20.0 * math.log10(scale), 2)
+            blocks = [b * scale for b in blocks]
+        return iter(blocks)
+
+
+#: Peak after ``--clip-mode normalize`` scales a file down: -0.1 dBFS.
+NORMALIZE_PEAK = 10.0 ** (-0.1 / 20.0)
 
 
 def default_device(spec: str = "auto") -> str:

@@ -39,9 +39,10 @@ def _root(
 
 
 def _register() -> None:
-    from fxnet.cli import apply_cmd, eval_cmd, models_cmd, profile_cmd
+    from fxnet.cli import apply_cmd, eval_cmd, models_cmd, profile_cmd, remove_cmd
 
     app.command("apply", help=apply_cmd.HELP, no_args_is_help=True)(apply_cmd.apply)
+    app.command("remove", help=remove_cmd.HELP, no_args_is_help=True)(remove_cmd.remove)
     app.command("profile", help=profile_cmd.HELP, no_args_is_help=True)(profile_cmd.profile)
     app.command("eval", help=eval_cmd.HELP, no_args_is_help=True)(eval_cmd.eval_command)
     app.add_typer(models_cmd.app, name="models")

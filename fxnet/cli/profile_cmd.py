@@ -153,6 +153,31 @@ def _command_line(ctx: typer.Context) -> str:
     return shlex.join(w for w in words if w)
 
 
+def _families(text: str | None) -> tuple[str, ...] | None:
+    """``"music"`` / ``"signaltrain"`` / ``"a,b"`` -> family names (checked by the generator)."""
+    if not text:
+        return None
+    from fxnet.synth import MUSIC_FAMILIES, SIGNALTRAIN_FAMILIES
+
+    named = {"music": MUSIC_FAMILIES, "signaltrain": SIGNALTRAIN_FAMILIES}
+    out: list[str] = []
+    for item in (t.strip() for t in text.split(",")):
+        out.extend(named.get(item, (item,)) if item else ())
+    return tuple(out)
+
+
+def _peak_range(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    from fxnet.errors import UsageError
+
+    lo, sep, hi = text.partition(":")
+    try:
+        return float(lo), float(hi if sep else lo)
+    except ValueError:
+        raise UsageError(f"--synth-peak-dbfs expects LO:HI in dBFS (e.g. -12:0), got '{text}'") from None
+
+
 def profile(
     ctx: typer.Context,
     dry_dir: Annotated[Optional[Path], typer.Argument(help="Folder of dry (input) recordings.", show_default=False)] = None,
@@ -194,6 +219,10 @@ def profile(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")] = "auto",
     no_polarity_flip: Annotated[bool, typer.Option("--no-polarity-flip", help=(
         "Do not invert random examples (use for effects that are not odd-symmetric)."))] = False,
+    families: Annotated[Optional[str], typer.Option("--families", help=(
+        "--synth material: comma-separated families (e.g. music = string,chord,bass,drums,speech); default all."))] = None,
+    synth_peak_dbfs: Annotated[Optional[str], typer.Option("--synth-peak-dbfs", help=(
+        "LO:HI: rescale each --synth clip to a peak level drawn in this range (dBFS), e.g. -12:0."))] = None,
     synth_pool: Annotated[int, typer.Option("--synth-pool", min=1, help="Clips kept in the --synth pool.")] = 256,
     val_clips: Annotated[int, typer.Option("--val-clips", min=1, help="Held-out --synth clips per knob setting.")] = 4,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the training saved in OUTPUT.state.")] = False,
@@ -216,7 +245,7 @@ def profile(
         output=output, dry_dir=dry_dir, wet_dir=wet_dir, synth=synth, direction=direction, arch=arch,
         arch_config=parse_arch_config(arch_config or []), sample_rate=sample_rate,
         knob_ranges=[parse_knob_range(k) for k in knob_range or []], max_lag_ms=max_lag_ms, split=split,
-        allow_clipping=allow_clipping, pool_clips=synth_pool, val_clips=val_clips, threads=threads, config=cfg,
+        allow_clipping=allow_clipping, families=_families(families), peak_dbfs=_peak_range(synth_peak_dbfs), pool_clips=synth_pool, val_clips=val_clips, threads=threads, config=cfg,
         resume=resume, force=force, command=_command_line(ctx),
     )
     from fxnet.train.ddp import context_from_env

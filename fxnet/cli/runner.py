@@ -74,6 +74,10 @@ def run_jobs(jobs: list[Job], processor: FileProcessor, *, quiet: bool, as_json:
                 if res.ok:
                     note = (f" {res.over_full_scale} samples beyond full scale (peak {res.peak:.2f})"
                             if res.over_full_scale else "")
+                    if "normalized_db" in res.extra:
+                        note += f" scaled by {res.extra['normalized_db']:+.2f} dB to fit restored peaks"
+                    if res.extra.get("note"):
+                        console.print(f"{escape(res.input)}: {escape(res.extra['note'])}")
                     if not live:
                         console.print(f"{escape(res.input)} -> {escape(str(res.output))}: {res.seconds:.1f} s of audio in "
                                       f"{res.wall_seconds:.2f} s ({res.speed:.0f}× real time){';' + note if note else ''}")

@@ -80,6 +80,15 @@ EFFECTS: dict[str, EffectRef] = {
         f"{_PKG}.clipping", "softclip", "SOFTCLIP_KNOBS", "gain then cubic soft clip"
     ),
     "tanh": EffectRef(f"{_PKG}.clipping", "tanh_drive", "TANH_KNOBS", "gain then tanh"),
+    "clip_sdr": EffectRef(
+        f"{_PKG}.distortion", "clip_sdr", "CLIP_SDR_KNOBS", "hard clip at an input SDR of 1-20 dB (SignalTrain-HC)"
+    ),
+    "overdrive_ceg": EffectRef(
+        f"{_PKG}.distortion", "overdrive_ceg", "OVERDRIVE_CEG_KNOBS", "sox overdrive 20-50 dB, dry mixed in (CEG-OD)"
+    ),
+    "distortion": EffectRef(
+        f"{_PKG}.distortion", "distortion", "DISTORTION_KNOBS", "hard/soft clip, tanh or sox overdrive (for removal)"
+    ),
 }
 
 

@@ -19,6 +19,8 @@ _BUILTIN: dict[str, str] = {
     "tcn": "fxnet.models.tcn:TCN",
     "rnn": "fxnet.models.rnn:RNN",
     "dynamics": "fxnet.models.dynamics:Dynamics",
+    "demucs": "fxnet.models.demucs:Demucs",
+    "waveunet": "fxnet.models.waveunet:WaveUNet",
 }
 _REGISTERED: dict[str, type] = {}
 

@@ -94,3 +94,31 @@ class FxModel(nn.Module):
 
     def forward(self, x: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+
+class ContextModel(FxModel):
+    """A non-causal model that sees ``context`` samples either side of its output.
+
+    Subclasses set ``self._multiple`` and store ``context``, ``chunk`` and ``overlap`` in
+    their hyper-parameters, and implement ``net(x (B, C, L)) -> (B, 1, L)`` for ``L`` a
+    multiple of ``_multiple``; ``forward`` pads callers outside the engine to that
+    multiple and returns the ``n`` samples between the contexts.
+    """
+
+    _multiple: int = 1
+
+    @property
+    def geometry(self) -> Geometry:
+        h = self.hparams
+        return Geometry(sample_rate=self.sample_rate, channels=1, left_context=h["context"],
+                        right_context=h["context"], latency=0, chunk=h["chunk"], multiple=self._multiple,
+                        overlap=h["overlap"])
+
+    def padded(self, net, h: torch.Tensor, length: int) -> torch.Tensor:
+        """``net`` over ``h`` zero-padded at the end to a multiple, cut back to ``length``."""
+        pad = (-h.shape[-1]) % self._multiple
+        return net(torch.nn.functional.pad(h, (0, pad)) if pad else h)[..., :length]
+
+    def crop(self, y: torch.Tensor) -> torch.Tensor:
+        c = self.hparams["context"]
+        return y[..., c : y.shape[-1] - c]

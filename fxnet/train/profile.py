@@ -40,6 +40,8 @@ class ProfileRequest:
     max_lag_ms: float = 100.0
     split: Split = "auto"
     allow_clipping: bool = False
+    families: Sequence[str] | None = None  #: --synth material families (default: all)
+    peak_dbfs: tuple[float, float] | None = None  #: --synth clip peak level range (default: as generated)
     pool_clips: int = 256
     val_clips: int = 4
     threads: int | None = None
@@ -88,6 +90,24 @@ def build_model(arch: str, *, sample_rate: int, knobs: Sequence[KnobSpec], arch_
         raise UsageError(f"--arch-config: {e}") from None
 
 
+class KnobFree:
+    """A data source whose knobs the model does not see (removal): batches and the
+    validation set carry (B, 0) knobs; ``knob_specs`` still name the validation settings."""
+
+    def __init__(self, data: Any) -> None:
+        from dataclasses import replace
+
+        self._data = data
+        self.validation = replace(data.validation, knobs=data.validation.knobs[:, :0])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._data, name)
+
+    def sample(self, batch: int, rng: np.random.Generator, step: int) -> tuple[torch.Tensor, ...]:
+        x, y, k = self._data.sample(batch, rng, step)
+        return x, y, k[:, :0]
+
+
 def profile(
     req: ProfileRequest, *, on_event: Callable[[TrainEvent], None] | None = None,
     on_data: Callable[[Any], None] | None = None, loss_fn=None,
@@ -130,18 +150,23 @@ def profile(
             found, specs = discover_pairs(req.dry_dir, req.wet_dir, ranges=req.knob_ranges)
             pairs, sample_rate = load_pairs(found, sample_rate=req.sample_rate, max_lag_ms=req.max_lag_ms,
                                             allow_clipping=req.allow_clipping)
-        model = build_model(req.arch, sample_rate=sample_rate, knobs=specs, arch_config=req.arch_config,
+        # A remover is not told how the audio was distorted: it takes no knobs, and the
+        # effect's knobs only group its validation settings.
+        model_specs = () if req.direction == "remove" else specs
+        model = build_model(req.arch, sample_rate=sample_rate, knobs=model_specs, arch_config=req.arch_config,
                             seed=cfg.seed)
         layout = CropLayout.from_geometry(model.geometry, cfg.segment)
         data_seed = _derive_seed(cfg.seed, ctx.rank)
         if pairs is None:
             data = SynthData(req.synth, layout=layout, sample_rate=sample_rate, seed=cfg.seed, data_seed=data_seed,
                              direction=req.direction, pool_clips=req.pool_clips, val_clips=req.val_clips,
-                             start_step=start_step)
+                             families=req.families, peak_dbfs=req.peak_dbfs, start_step=start_step)
         else:
             data = FolderData(pairs, layout=layout, knob_specs=specs, sample_rate=sample_rate,
                               model_channels=model.geometry.channels, direction=req.direction, split=req.split,
                               seed=cfg.seed, dry_dir=str(req.dry_dir), wet_dir=str(req.wet_dir))
+        if req.direction == "remove" and data.knob_specs:
+            data = KnobFree(data)
         if on_data is not None and ctx.is_main:
             on_data(data)
         meta = {"data": data.summary(), "direction": req.direction, "command": req.command,

@@ -77,7 +77,7 @@ class SynthData:
         self, effect: str, *, layout: CropLayout, sample_rate: int = 44100, seed: int = 0, data_seed: int | None = None,
         direction: Direction = "apply", pool_clips: int = POOL_CLIPS, refresh_every: int = REFRESH_EVERY,
         refresh_clips: int | None = None, val_clips: int = VAL_CLIPS, families: Sequence[str] | None = None,
-        start_step: int = 0,
+        start_step: int = 0, peak_dbfs: tuple[float, float] | None = None,
     ) -> None:
         self.effect = get_effect(effect)
         self.knob_specs = self.effect.knobs
@@ -87,6 +87,9 @@ class SynthData:
         self.data_seed = int(seed if data_seed is None else data_seed)
         self.direction = direction
         self.families = tuple(families) if families else None
+        if peak_dbfs is not None and not (peak_dbfs[0] <= peak_dbfs[1] <= 0.0):
+            raise UsageError(f"--synth-peak-dbfs needs LO <= HI <= 0 dBFS, got {peak_dbfs[0]:g}:{peak_dbfs[1]:g}")
+        self.peak_dbfs = tuple(map(float, peak_dbfs)) if peak_dbfs is not None else None
         if pool_clips < 1 or refresh_every < 1:
             raise UsageError("the synth pool needs at least one clip and a refresh interval of at least one step")
         self.pool_clips = int(pool_clips)
@@ -104,8 +107,22 @@ class SynthData:
 
     # -- pool -------------------------------------------------------------------
     def _clips(self, refresh: int, count: int) -> np.ndarray:
-        return generate(count, self.clip_length, self.sample_rate, seed=_derive_seed(self.data_seed, refresh),
-                        families=self.families)
+        clips = generate(count, self.clip_length, self.sample_rate, seed=_derive_seed(self.data_seed, refresh),
+                         families=self.families)
+        return self._levels(clips, _derive_seed(self.data_seed, refresh, 0x6C6576))
+
+    def _levels(self, clips: np.ndarray, seed: int) -> np.ndarray:
+        """Rescale each clip to a peak level drawn uniformly in ``peak_dbfs`` (when set).
+
+        Level matters for effects with a fixed gain (sox overdrive): a recording is
+        usually normalised, not 40 dB down.
+        """
+        if self.peak_dbfs is None:
+            return clips
+        rng = np.random.default_rng(seed)
+        target = 10.0 ** (rng.uniform(*self.peak_dbfs, size=len(clips)) / 20.0)
+        peak = np.max(np.abs(clips), axis=-1)
+        return (clips * (target / np.maximum(peak, 1e-9))[:, None]).astype(np.float32)
 
     def _slots(self, refresh: int) -> np.ndarray:
         r = self.refresh_clips
@@ -165,6 +182,7 @@ class SynthData:
     def _validation(self, val_clips: int) -> ValidationSet:
         clips = generate(val_clips, self.crop_length, self.sample_rate, seed=_derive_seed(self.seed, 0x76616C),
                          families=self.families)
+        clips = self._levels(clips, _derive_seed(self.seed, 0x76616C, 0x6C6576))
         if self._pad:
             clips[:, : self._pad] = 0.0
         settings = knob_grid(len(self.knob_specs), steps=[spec.steps for spec in self.knob_specs])
@@ -184,6 +202,7 @@ class SynthData:
             "refresh": f"{self.refresh_clips} clips every {self.refresh_every} steps",
             "families": list(self.families) if self.families else "all",
             "knob_distribution": "Beta(0.8, 0.8)",
+            "peak_dbfs": list(self.peak_dbfs) if self.peak_dbfs else "as generated",
             "validation": f"{self.validation.inputs.shape[0] // max(1, len(self.validation.settings))} held-out "
                           f"clips x {len(self.validation.settings)} knob settings",
         }

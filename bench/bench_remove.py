@@ -1,0 +1,240 @@
+"""Benchmark of `fxnet remove`: declipping vs A-SPADE, de-overdrive through the real sox, speed.
+
+    python bench/bench_remove.py            # full: every held-out clip
+    python bench/bench_remove.py --quick    # a few clips, for a smoke run
+
+Held-out material (none of it used in training): 4-s excerpts of the rendered real
+instruments (examples/guitar.flac, bench/data/*.flac: fluidsynth + a GM soundfont),
+speech from espeak-ng when it is installed, and synthetic music clips with a seed the
+training never drew.
+
+1. Declipping (paper 001, Fig. 5 protocol): every clip hard-clipped at input SDR
+   1, 3, 5, 7, 10, 15, 20 dB (threshold solved exactly); ΔSI-SDR of the `declip` model,
+   of `fxnet remove`'s default (``--model auto``) and of fxnet's A-SPADE, side by side.
+2. De-overdrive: every clip (peak -6 dBFS) through the real `sox ... overdrive G 20` for
+   G = 20, 27.5, 35, 42.5, 50 dB; SI-SDR against the clean clip for `deoverdrive` and
+   the default.
+3. Speed: `fxnet remove` end to end on a 10-minute 44.1 kHz stereo file (subprocess,
+   decode to encode), and the default vs A-SPADE on the same 30-s stereo file, both in
+   this process (the ratio).
+
+Prints tables and writes bench/out/remove/results.json (+ plots with --plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 44100
+CLIP_SECONDS = 4.0
+SDRS = (1, 3, 5, 7, 10, 15, 20)
+OD_GAINS = (20.0, 27.5, 35.0, 42.5, 50.0)
+SPEECH = ("The quick brown fox jumps over the lazy dog while the band plays on.",
+          "Please restore the clipped recording of this interview before Friday.")
+
+
+def held_out_clips(quick: bool) -> list[tuple[str, np.ndarray]]:
+    """(name, mono float32 clip of CLIP_SECONDS at SR) for every held-out excerpt."""
+    from fxnet.synth import MUSIC_FAMILIES, generate
+
+    n = int(CLIP_SECONDS * SR)
+    clips: list[tuple[str, np.ndarray]] = []
+    files = [ROOT / "examples" / "guitar.flac", *sorted((ROOT / "bench" / "data").glob("*.flac"))]
+    for path in files:
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+        assert sr == SR, path
+        x = x.mean(axis=1)
+        for i in range(len(x) // n):
+            seg = x[i * n : (i + 1) * n]
+            if np.sqrt(np.mean(seg**2)) > 1e-3:
+                clips.append((f"{path.stem}{i}", seg))
+    if shutil.which("espeak-ng"):
+        import soxr
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, text in enumerate(SPEECH):
+                wav = Path(tmp) / f"s{i}.wav"
+                subprocess.run(["espeak-ng", "-w", str(wav), text], check=True, capture_output=True)
+                s, sr = sf.read(wav, dtype="float32")
+                s = soxr.resample(s, sr, SR).astype(np.float32)[:n]
+                clips.append((f"speech{i}", np.pad(s, (0, n - len(s)))))
+    synth = generate(6, n, SR, seed=987654, families=[f for f in MUSIC_FAMILIES if f != "speech"])
+    clips += [(f"synth{i}", c) for i, c in enumerate(synth)]
+    clips = [(name, (c / np.abs(c).max() * 0.5).astype(np.float32)) for name, c in clips]
+    if quick:
+        clips = clips[:: max(1, len(clips) // 3)][:3]
+    return clips
+
+
+def load(name: str, folder: str | None = None):
+    from fxnet.checkpoint import load_model
+    from fxnet.registry import resolve_model
+
+    path = Path(folder) / f"{name}.safetensors" if folder else resolve_model(name)
+    return load_model(path)[0].eval()
+
+
+def run_model(model, x: np.ndarray) -> np.ndarray:
+    from fxnet.engine import process_tensor
+
+    with torch.inference_mode():
+        return process_tensor(model, torch.from_numpy(x)[None], knobs=[]).numpy()[0]
+
+
+def auto_model(models: dict, x: np.ndarray):
+    """What `fxnet remove --model auto` picks for this (whole) signal."""
+    from fxnet.restore.detect import detect_clipping
+    from fxnet.restore.pipeline import AUTO_CLIPPED, AUTO_OTHER
+
+    return models[AUTO_CLIPPED if detect_clipping(x).clipped else AUTO_OTHER]
+
+
+def median(values) -> float:
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def declip_sweep(clips, models, *, aspade_on: bool) -> dict:
+    from fxnet.effects.clipping import clip_to_input_sdr
+    from fxnet.metrics.basic import si_sdr
+    from fxnet.restore.aspade import aspade
+
+    rows: dict[str, dict[int, list[float]]] = {"declip": {}, "default": {}, "aspade": {}}
+    times = {"declip": 0.0, "aspade": 0.0}
+    for sdr in SDRS:
+        for name, x in clips:
+            y = clip_to_input_sdr(x, float(sdr))
+            base = si_sdr(y, x)
+            t = time.perf_counter()
+            out = run_model(models["declip"], y)
+            times["declip"] += time.perf_counter() - t
+            rows["declip"].setdefault(sdr, []).append(si_sdr(out, x) - base)
+            default = auto_model(models, y)
+            out_d = out if default is models["declip"] else run_model(default, y)
+            rows["default"].setdefault(sdr, []).append(si_sdr(out_d, x) - base)
+            if aspade_on:
+                t = time.perf_counter()
+                out_a = aspade(y)
+                times["aspade"] += time.perf_counter() - t
+                rows["aspade"].setdefault(sdr, []).append(si_sdr(out_a, x) - base)
+        line = "  ".join(f"{m} {median(v[sdr]):+6.2f}" for m, v in rows.items() if sdr in v)
+        print(f"input SDR {sdr:>2} dB  median ΔSI-SDR  {line}", flush=True)
+    return {"delta_si_sdr": {m: {str(k): v for k, v in d.items()} for m, d in rows.items()},
+            "seconds": times, "audio_seconds": len(clips) * len(SDRS) * CLIP_SECONDS}
+
+
+def sox_overdrive_file(x: np.ndarray, gain: float, tmp: Path) -> np.ndarray:
+    src, dst = tmp / "dry.wav", tmp / "wet.wav"
+    sf.write(src, x, SR, subtype="FLOAT")
+    subprocess.run(["sox", "-V1", str(src), "-e", "floating-point", "-b", "32", str(dst), "overdrive", f"{gain:g}", "20"],
+                   check=True, capture_output=True)
+    y, _ = sf.read(dst, dtype="float32")
+    return y
+
+
+def deoverdrive(clips, models) -> dict:
+    from fxnet.metrics.basic import si_sdr
+
+    rows: dict[str, dict[float, list[float]]] = {"input": {}, "deoverdrive": {}, "default": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for gain in OD_GAINS:
+            for name, x in clips:
+                x = (x / np.abs(x).max() * 10 ** (-6 / 20)).astype(np.float32)
+                y = sox_overdrive_file(x, gain, Path(tmp))
+                rows["input"].setdefault(gain, []).append(si_sdr(y, x))
+                rows["deoverdrive"].setdefault(gain, []).append(si_sdr(run_model(models["deoverdrive"], y), x))
+                rows["default"].setdefault(gain, []).append(si_sdr(run_model(auto_model(models, y), y), x))
+            line = "  ".join(f"{m} {median(v[gain]):6.2f}" for m, v in rows.items())
+            print(f"sox overdrive {gain:>4} dB  median SI-SDR  {line}", flush=True)
+    every = {m: [s for v in d.values() for s in v] for m, d in rows.items()}
+    print("all gains: " + "  ".join(f"{m} {median(v):.2f} dB" for m, v in every.items()))
+    return {"si_sdr": {m: {str(k): v for k, v in d.items()} for m, d in rows.items()},
+            "median_all": {m: median(v) for m, v in every.items()}}
+
+
+def speed(quick: bool) -> dict:
+    from fxnet.effects.clipping import clip_to_input_sdr
+    from fxnet.process import FileProcessor, ProcessOptions
+    from fxnet.restore.pipeline import Remover
+    from fxnet.synth import generate
+
+    minutes = 1.0 if quick else 10.0
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base = generate(4, 30 * SR, SR, seed=4242, families=["chord", "drums", "bass", "string"])
+        stereo = np.stack([clip_to_input_sdr(base[:2].reshape(-1), 8.0), clip_to_input_sdr(base[2:].reshape(-1), 8.0)])
+        long = np.tile(stereo, (1, int(np.ceil(minutes * 60 / 60))))[:, : int(minutes * 60 * SR)]
+        src = tmp / "long.wav"
+        sf.write(src, (long / np.abs(long).max() * 0.95).T, SR, subtype="PCM_16")
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "fxnet", "remove", str(src), "-o", str(tmp / "long.clean.wav"), "-q"],
+                       check=True)
+        wall = time.perf_counter() - t
+        out["long"] = {"audio_seconds": minutes * 60, "channels": 2, "wall_seconds": wall,
+                       "x_realtime": minutes * 60 / wall}
+        print(f"fxnet remove, {minutes:g}-min 44.1 kHz stereo 16-bit, end to end: {wall:.1f} s "
+              f"= {minutes * 60 / wall:.0f}x real time", flush=True)
+        short = tmp / "short.wav"
+        sf.write(short, (stereo / np.abs(stereo).max() * 0.95).T, SR, subtype="PCM_16")
+        opts = ProcessOptions(clip_mode="normalize", force=True)
+        t = time.perf_counter()
+        Remover(opts).run(str(short), str(tmp / "short.model.wav"))
+        t_model = time.perf_counter() - t
+        t = time.perf_counter()
+        Remover(opts, method="aspade").run(str(short), str(tmp / "short.aspade.wav"))
+        t_aspade = time.perf_counter() - t
+        out["ratio"] = {"audio_seconds": 30.0, "channels": 2, "model_seconds": t_model, "aspade_seconds": t_aspade,
+                        "speedup": t_aspade / t_model}
+        print(f"same 30-s stereo file: default remover {t_model:.2f} s ({30 / t_model:.0f}x RT), "
+              f"A-SPADE {t_aspade:.1f} s ({30 / t_aspade:.2f}x RT): {t_aspade / t_model:.0f}x faster", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="three clips, 1-min speed file")
+    ap.add_argument("--no-aspade", action="store_true", help="skip A-SPADE in the sweep (slow)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: declip,overdrive,speed")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--plot", action="store_true", help="write the sweep plots next to results.json")
+    ap.add_argument("--models", help="folder of declip/deoverdrive/undistort.safetensors (default: the registry)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "remove"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    skip = set(filter(None, args.skip.split(",")))
+    outdir = Path(args.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    clips = held_out_clips(args.quick)
+    print(f"{len(clips)} held-out clips of {CLIP_SECONDS:g} s: {', '.join(n for n, _ in clips)}", flush=True)
+    models = {name: load(name, args.models) for name in ("declip", "deoverdrive", "undistort")}
+    results: dict = {"clips": [n for n, _ in clips], "threads": args.threads}
+    if "declip" not in skip:
+        results["declip"] = declip_sweep(clips, models, aspade_on=not args.no_aspade)
+    if "overdrive" not in skip:
+        results["overdrive"] = deoverdrive(clips, models)
+    if "speed" not in skip:
+        results["speed"] = speed(args.quick)
+    (outdir / "results.json").write_text(json.dumps(results, indent=1))
+    if args.plot and "declip" in results:
+        from fxnet.metrics.plots import sweep_plot
+
+        d = results["declip"]["delta_si_sdr"]
+        sweep_plot({m: {int(k): v for k, v in rows.items()} for m, rows in d.items() if rows},
+                   outdir / "declip_sweep.png", xlabel="input SDR (dB)", ylabel="ΔSI-SDR (dB)")
+    print(f"wrote {outdir / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""``fxnet remove`` for one file: scan it for clipping, pick the remover, run it.
+
+Every file is read once to measure its clipping (:func:`fxnet.restore.detect.detect_clipping`:
+the fraction of samples on a plateau at the clip level and that level), which is what
+``--report`` prints, and then processed through the streaming engine like ``apply``:
+
+- ``--method model`` (default) runs a removal network. ``--model auto`` picks per file:
+  the ``declip`` model when hard clipping is detected, else ``undistort`` (trained on
+  hard and soft clipping, tanh saturation and SoX overdrive). ``--model NAME`` forces one.
+- ``--method aspade`` runs the A-SPADE declipper (:mod:`fxnet.restore.aspade`) at the
+  file's own rate with the clip level detected on the *whole* file (a chunk's own
+  maximum would be wrong wherever a chunk holds no clipping). Chunks overlap by one
+  A-SPADE window on each side and sit on its hop grid, so the result equals processing
+  the file in one piece.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+
+from fxnet.audio import STDIO, AudioReader
+from fxnet.errors import UsageError
+from fxnet.models.base import FxModel, Geometry
+from fxnet.process import FileProcessor, FileResult, ProcessOptions
+
+Method = Literal["model", "aspade"]
+AUTO = "auto"
+#: ``--model auto``: the model for files with detected hard clipping, and for the rest.
+AUTO_CLIPPED = "declip"
+AUTO_OTHER = "undistort"
+#: Output samples per A-SPADE engine chunk (a multiple of its hop).
+ASPADE_CHUNK = 1 << 17
+
+
+class AspadeModel(FxModel):
+    """A-SPADE behind the engine's model contract, with a fixed clip level.
+
+    ``forward(x (B,1,window+n+window)) -> (B,1,n)``; no parameters, nothing to train.
+    """
+
+    arch = "aspade"
+
+    def __init__(self, *, sample_rate: int, threshold: float, window: int = 8192, chunk: int = ASPADE_CHUNK,
+                 knobs=()):
+        if window < 16 or window % 4:
+            raise UsageError(f"--aspade-window must be a multiple of 4 and at least 16, got {window}")
+        hop = window // 4
+        chunk = max(hop, chunk // hop * hop)
+        super().__init__(sample_rate=sample_rate, knobs=knobs, threshold=float(threshold), window=window,
+                         chunk=chunk)
+
+    @property
+    def geometry(self) -> Geometry:
+        h = self.hparams
+        return Geometry(sample_rate=self.sample_rate, channels=1, left_context=h["window"],
+                        right_context=h["window"], chunk=h["chunk"], multiple=h["window"] // 4)
+
+    def forward(self, x: torch.Tensor, knobs: torch.Tensor | None = None) -> torch.Tensor:
+        from fxnet.restore.aspade import aspade
+
+        w = self.hparams["window"]
+        rows = x[:, 0].detach().cpu().numpy()
+        if self.hparams["threshold"] > 0:
+            rows = aspade(rows, threshold=self.hparams["threshold"], window=w)
+        y = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(x.device)
+        return y[:, None, w : x.shape[-1] - w]
+
+
+def _read_all(path: str, stdin: bytes | None) -> tuple[np.ndarray, int]:
+    reader = AudioReader(path, stdin=io.BytesIO(stdin) if stdin is not None else None)
+    blocks = [b.numpy() for b in reader.blocks(1 << 18)]
+    return np.concatenate(blocks, axis=1), reader.info.sample_rate
+
+
+@dataclass
+class Remover:
+    """Removes distortion from files; the ``processor`` that ``fxnet.cli.runner`` drives."""
+
+    options: ProcessOptions
+    method: Method = "model"
+    model: str = AUTO
+    report: bool = False
+    aspade_window: int = 8192
+
+    def __post_init__(self) -> None:
+        if self.method not in ("model", "aspade"):
+            raise UsageError(f"--method must be 'model' or 'aspade', got '{self.method}'")
+        self._processors: dict[str, tuple[FileProcessor, str]] = {}
+
+    def model_for(self, clipped: bool) -> str:
+        if self.model != AUTO:
+            return self.model
+        return AUTO_CLIPPED if clipped else AUTO_OTHER
+
+    def _processor(self, spec: str) -> tuple[FileProcessor, str]:
+        if spec not in self._processors:
+            from pathlib import Path
+
+            from fxnet.checkpoint import load_model
+            from fxnet.registry import resolve_model
+
+            path = resolve_model(spec)
+            net, info = load_model(path, device=self.options.device)
+            if info.task != "remove":
+                raise UsageError(f"model '{spec}' is an effect ('{info.task}' model), not a remover; "
+                                 "use 'fxnet apply' for it")
+            self._processors[spec] = (FileProcessor(net, options=self.options),
+                                      info.meta.get("name") or Path(path).stem)
+        return self._processors[spec]
+
+    def load(self) -> None:
+        """Resolve the models a run will need before the first file (fail early)."""
+        if self.method == "model":
+            for spec in {self.model_for(True), self.model_for(False)}:
+                self._processor(spec)
+
+    def run(self, input_path: str, output_path: str,
+            on_progress: Callable[[int, int], None] | None = None) -> FileResult:
+        from fxnet.restore.detect import detect_clipping
+
+        t0 = time.perf_counter()
+        data = sys.stdin.buffer.read() if input_path == STDIO else None
+        audio, sample_rate = _read_all(input_path, data)
+        scan = detect_clipping(audio)
+        del audio
+        stdin = io.BytesIO(data) if data is not None else None
+        if self.method == "aspade":
+            threshold = scan.threshold if scan.clipped else 0.0  # 0: nothing to restore, pass through
+            net = AspadeModel(sample_rate=sample_rate, threshold=threshold, window=self.aspade_window)
+            result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
+                                                                  stdin=stdin, t0=t0)
+            used = "aspade"
+        else:
+            processor, used = self._processor(self.model_for(scan.clipped))
+            result = processor.run(input_path, output_path, on_progress, stdin=stdin, t0=t0)
+        result.extra.update(method=self.method, model=used, clipping=scan.to_dict())
+        if self.report:
+            result.extra["note"] = describe(scan, used)
+        return result
+
+
+def describe(scan, used: str) -> str:
+    """One line for ``--report``: what was detected and what removed it."""
+    import math
+
+    if scan.total_samples == 0 or scan.threshold <= 0:
+        return f"silent; {used}"
+    level = 20.0 * math.log10(scan.threshold)
+    if scan.clipped:
+        found = (f"clipped: {100.0 * scan.clipped_fraction:.3g} % of samples "
+                 f"({scan.clipped_samples} of {scan.total_samples}) at ±{scan.threshold:.4g} ({level:.1f} dBFS)")
+    else:
+        found = f"no hard clipping detected (peak {level:.1f} dBFS)"
+    return f"{found}; removed with {used}"
