@@ -8,6 +8,8 @@ The library behind ``fxnet eval`` (and ``bench/bench_eval.py``):
   reference's, unless a rate is given), mixes a stereo file to mono when the other is
   mono, and trims both to the shorter length, warning when they differ by more than
   :data:`LENGTH_TOLERANCE_SECONDS`.
+* :func:`testset_pairs` pairs a test set's ``input/`` and ``target/`` folders (the
+  layout ``fxnet eval --model NAME --testset DIR`` reads).
 * :func:`evaluate` scores every pair with the pair metrics, going on past bad files and
   failing metrics, and gathers embeddings for FAD on the way.
 * :func:`summarize` gives median, quartiles and mean per metric.
@@ -32,7 +34,7 @@ from fxnet.errors import FxnetError, UsageError
 from fxnet.metrics import compute, get_metric
 
 __all__ = ["LENGTH_TOLERANCE_SECONDS", "Pair", "PairResult", "Pairing", "evaluate", "load_pair", "pair_files",
-           "summarize"]
+           "summarize", "testset_pairs"]
 
 #: Lengths differing by more than this (in seconds) get a warning before trimming.
 LENGTH_TOLERANCE_SECONDS = 0.005
@@ -138,6 +140,26 @@ def pair_files(est: str | Path, ref: str | Path, *, suffix: str = "") -> Pairing
         raise UsageError(f"{est_p} and {ref_p}: no audio file names in common"
                          + (f" (after removing the suffix '{suffix}')" if suffix else ""))
     return pairing
+
+
+def testset_pairs(root: str | Path, *, suffix: str = "") -> Pairing:
+    """Pair ``root/input/*`` (what a model is given) with ``root/target/*`` (what it should give).
+
+    The audio files of the two folders pair by stem as in :func:`pair_files` (``suffix``
+    is removed from the input names). Raises UsageError when ``root``, ``input/`` or
+    ``target/`` is missing, when either folder holds no audio file, or when no name pairs.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise UsageError(f"{base}: no such test-set directory (expected {base}/input/ and {base}/target/)")
+    for sub in ("input", "target"):
+        folder = base / sub
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: missing; a test set holds input/ and target/ folders of audio files "
+                             "paired by name")
+        if not _audio_files(folder):
+            raise UsageError(f"{folder}: no audio files (.wav, .flac, ...) in this folder")
+    return pair_files(base / "input", base / "target", suffix=suffix)
 
 
 # --- loading -------------------------------------------------------------------------------
