@@ -105,15 +105,15 @@ def median(values) -> float:
     return float(np.median(values)) if len(values) else float("nan")
 
 
-def declip_sweep(clips, models, *, aspade_on: bool) -> dict:
+def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: int | None = None, sdrs=SDRS) -> dict:
     from fxnet.effects.clipping import clip_to_input_sdr
     from fxnet.metrics.basic import si_sdr
     from fxnet.restore.aspade import aspade
 
     rows: dict[str, dict[int, list[float]]] = {"declip": {}, "default": {}, "aspade": {}}
     times = {"declip": 0.0, "aspade": 0.0}
-    for sdr in SDRS:
-        for name, x in clips:
+    for sdr in sdrs:
+        for i, (name, x) in enumerate(clips):
             y = clip_to_input_sdr(x, float(sdr))
             base = si_sdr(y, x)
             t = time.perf_counter()
@@ -123,15 +123,23 @@ def declip_sweep(clips, models, *, aspade_on: bool) -> dict:
             default = auto_model(models, y)
             out_d = out if default is models["declip"] else run_model(default, y)
             rows["default"].setdefault(sdr, []).append(si_sdr(out_d, x) - base)
-            if aspade_on:
+            if aspade_on and (aspade_clips is None or i < aspade_clips):
                 t = time.perf_counter()
                 out_a = aspade(y)
                 times["aspade"] += time.perf_counter() - t
                 rows["aspade"].setdefault(sdr, []).append(si_sdr(out_a, x) - base)
         line = "  ".join(f"{m} {median(v[sdr]):+6.2f}" for m, v in rows.items() if sdr in v)
         print(f"input SDR {sdr:>2} dB  median ΔSI-SDR  {line}", flush=True)
+    paired = {}  # the networks on exactly the clips A-SPADE ran on
+    if aspade_on and aspade_clips:
+        paired = {m: {str(k): v[:aspade_clips] for k, v in rows[m].items()} for m in ("declip", "default")}
+        for sdr in sdrs:
+            print(f"input SDR {sdr:>2} dB, the {aspade_clips} A-SPADE clips: declip "
+                  f"{median(rows['declip'][sdr][:aspade_clips]):+6.2f}  aspade {median(rows['aspade'][sdr]):+6.2f}")
     return {"delta_si_sdr": {m: {str(k): v for k, v in d.items()} for m, d in rows.items()},
-            "seconds": times, "audio_seconds": len(clips) * len(SDRS) * CLIP_SECONDS}
+            "paired_with_aspade": paired, "seconds": times,
+            "audio_seconds": {"networks": len(clips) * len(sdrs) * CLIP_SECONDS,
+                              "aspade": min(len(clips), aspade_clips or len(clips)) * len(sdrs) * CLIP_SECONDS}}
 
 
 def sox_overdrive_file(x: np.ndarray, gain: float, tmp: Path) -> np.ndarray:
@@ -206,6 +214,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="three clips, 1-min speed file")
     ap.add_argument("--no-aspade", action="store_true", help="skip A-SPADE in the sweep (slow)")
+    ap.add_argument("--aspade-clips", type=int, help="run A-SPADE on the first N clips only (it is slow)")
+    ap.add_argument("--sdrs", default=",".join(map(str, SDRS)), help="input SDRs of the declipping sweep")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: declip,overdrive,speed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plot", action="store_true", help="write the sweep plots next to results.json")
@@ -218,10 +228,13 @@ def main() -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     clips = held_out_clips(args.quick)
     print(f"{len(clips)} held-out clips of {CLIP_SECONDS:g} s: {', '.join(n for n, _ in clips)}", flush=True)
-    models = {name: load(name, args.models) for name in ("declip", "deoverdrive", "undistort")}
+    needed = {"declip", "undistort"} if "declip" not in skip else set()
+    needed |= {"deoverdrive", "undistort", "declip"} if "overdrive" not in skip else set()
+    models = {name: load(name, args.models) for name in sorted(needed)}
     results: dict = {"clips": [n for n, _ in clips], "threads": args.threads}
     if "declip" not in skip:
-        results["declip"] = declip_sweep(clips, models, aspade_on=not args.no_aspade)
+        results["declip"] = declip_sweep(clips, models, aspade_on=not args.no_aspade, aspade_clips=args.aspade_clips,
+                                         sdrs=[int(v) for v in args.sdrs.split(",")])
     if "overdrive" not in skip:
         results["overdrive"] = deoverdrive(clips, models)
     if "speed" not in skip:

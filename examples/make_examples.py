@@ -127,11 +127,24 @@ def strings() -> bytes:
     return midi_file(notes, {0: 40, 1: 42}, bpm=90)
 
 
+def clipped(src: Path, out: Path, input_sdr_db: float = 8.0) -> None:
+    """A clipped master for `fxnet remove`: hard-clipped at an input SDR, normalised to -0.1 dBFS."""
+    import numpy as np
+    import soundfile as sf
+
+    from fxnet.effects.clipping import clip_to_input_sdr
+
+    x, sr = sf.read(src, dtype="float32")
+    y = clip_to_input_sdr(x, input_sdr_db)
+    sf.write(out, y / np.abs(y).max() * 10 ** (-0.1 / 20), sr, subtype="PCM_16")
+
+
 if __name__ == "__main__":
     render(riff(), HERE / "guitar.flac", seconds=12.0)
+    clipped(HERE / "guitar.flac", HERE / "guitar_clipped.flac")
     data = HERE.parent / "bench" / "data"
     data.mkdir(parents=True, exist_ok=True)
     render(piano(), data / "piano.flac", seconds=10.0)
     render(bass_and_drums(), data / "bass_drums.flac", seconds=10.0)
     render(strings(), data / "strings.flac", seconds=8.0)
-    print("wrote examples/guitar.flac and bench/data/*.flac")
+    print("wrote examples/guitar.flac, examples/guitar_clipped.flac and bench/data/*.flac")

@@ -38,7 +38,14 @@ def _root(
     (profile), measure quality (eval), and manage models (models)."""
 
 
+_registered = False
+
+
 def _register() -> None:
+    global _registered
+    if _registered:  # main() may run many times in one process (tests, embedding)
+        return
+    _registered = True
     from fxnet.cli import apply_cmd, eval_cmd, models_cmd, profile_cmd, remove_cmd
 
     app.command("apply", help=apply_cmd.HELP, no_args_is_help=True)(apply_cmd.apply)

@@ -116,10 +116,10 @@ class Remover:
         return self._processors[spec]
 
     def load(self) -> None:
-        """Resolve the models a run will need before the first file (fail early)."""
-        if self.method == "model":
-            for spec in {self.model_for(True), self.model_for(False)}:
-                self._processor(spec)
+        """Resolve an explicitly named model before the first file (fail early); with
+        ``auto`` each model is loaded when the first file that needs it comes."""
+        if self.method == "model" and self.model != AUTO:
+            self._processor(self.model)
 
     def run(self, input_path: str, output_path: str,
             on_progress: Callable[[int, int], None] | None = None) -> FileResult:
