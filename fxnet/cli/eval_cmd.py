@@ -27,7 +27,7 @@ Prints a table per file and the median, quartiles and mean per metric (see docs/
 Scoring a model: --model NAME --testset DIR runs the model over DIR/input/*.wav|flac \
 and scores each output against the file of the same name in DIR/target/ \
 (DIR/input/song.wav with DIR/target/song.flac). A removal model runs as in 'fxnet remove' \
-(--model auto: declip for clipped inputs, else undistort); an effect model as in \
+(--model auto: as fxnet remove chooses); an effect model as in \
 'fxnet apply', with --knobs/--knob. Outputs are float32 WAV, never clipped. \
 --baseline also scores the unprocessed input (method 'input'); --baseline input,aspade \
 adds the A-SPADE declipper for removal models (slow: seconds per second of audio).
@@ -78,7 +78,7 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")] = False,
     model: Annotated[Optional[str], typer.Option("--model", help=(
         "Score this model over --testset: a registry name, a .safetensors path, hf://org/repo/file, or auto "
-        "(as 'fxnet remove': declip for clipped inputs, else undistort)."), rich_help_panel="Scoring a model")] = None,
+        "(as 'fxnet remove' chooses per file)."), rich_help_panel="Scoring a model")] = None,
     testset: Annotated[Optional[str], typer.Option("--testset", help=(
         "With --model: a folder holding input/ (what the model gets: .wav, .flac...) and target/ (what it "
         "should give), paired by file name."), rich_help_panel="Scoring a model")] = None,

@@ -10,8 +10,8 @@ from fxnet.cli import options as o
 
 HELP = """Remove clipping and distortion from audio files.
 
-By default each file is scanned for hard clipping and restored with the `declip` model
-when it is clipped, else with `undistort` (soft clipping, saturation, overdrive).
+By default each file is scanned for hard clipping and restored with the `declip` model,
+which changes only the clipped samples (an unclipped file comes out unchanged).
 Restored peaks can exceed full scale: fixed-point outputs are then scaled down to
 -0.1 dBFS (--clip-mode normalize, the default here).
 
@@ -29,7 +29,7 @@ def remove(
     inputs: o.Inputs,
     output: o.Output = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help=(
-        "Removal model: auto (declip for clipped files, else undistort), a registry name, a .safetensors "
+        "Removal model: auto (the bundled declip), a registry name, a .safetensors "
         "path or hf://org/repo/file."))] = "auto",
     method: Annotated[str, typer.Option("--method", help=(
         "model (a removal network) or aspade (the A-SPADE sparse declipper, slow; hard clipping only)."))] = "model",

@@ -4,9 +4,9 @@ Every file is read once to measure its clipping (:func:`fxnet.restore.detect.det
 the fraction of samples on a plateau at the clip level and that level), which is what
 ``--report`` prints, and then processed through the streaming engine like ``apply``:
 
-- ``--method model`` (default) runs a removal network. ``--model auto`` picks per file:
-  the ``declip`` model when hard clipping is detected, else ``undistort`` (trained on
-  hard and soft clipping, tanh saturation and SoX overdrive). ``--model NAME`` forces one.
+- ``--method model`` (default) runs a removal network. ``--model auto`` picks per file
+  (:data:`AUTO_CLIPPED` when hard clipping is detected, else :data:`AUTO_OTHER`);
+  ``--model NAME`` forces one.
 - ``--method aspade`` runs the A-SPADE declipper (:mod:`fxnet.restore.aspade`) at the
   file's own rate with the clip level detected on the *whole* file (a chunk's own
   maximum would be wrong wherever a chunk holds no clipping). Chunks overlap by one
@@ -33,8 +33,12 @@ from fxnet.process import FileProcessor, FileResult, ProcessOptions
 Method = Literal["model", "aspade"]
 AUTO = "auto"
 #: ``--model auto``: the model for files with detected hard clipping, and for the rest.
+#: No general remover (soft clipping, saturation, overdrive) is good enough to ship yet:
+#: the ones trained so far made lightly distorted audio worse (docs/remove.md). Until one
+#: is, unclipped files also go to ``declip``, which leaves audio without a clip plateau
+#: exactly as it is, and ``--report`` says that nothing was found to remove.
 AUTO_CLIPPED = "declip"
-AUTO_OTHER = "undistort"
+AUTO_OTHER = "declip"
 #: Output samples per A-SPADE engine chunk (a multiple of its hop).
 ASPADE_CHUNK = 1 << 17
 
@@ -158,4 +162,6 @@ def describe(scan, used: str) -> str:
                  f"({scan.clipped_samples} of {scan.total_samples}) at ±{scan.threshold:.4g} ({level:.1f} dBFS)")
     else:
         found = f"no hard clipping detected (peak {level:.1f} dBFS)"
+        if used == AUTO_CLIPPED:
+            return f"{found}; nothing to remove, left as it was"
     return f"{found}; removed with {used}"
