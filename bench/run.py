@@ -20,6 +20,9 @@ def main() -> None:
         ["bench_effects.py"],
         ["bench_apply.py"] + (["--minutes", "2"] if quick else []),
         ["bench_models.py"] + (["--repeats", "1", "--threads", "2"] if quick else []),
+        ["bench_eval.py"],
+        # A-SPADE is slow: the full declipping comparison runs it on two clips only.
+        ["bench_remove.py", "--aspade-clips", "2"] + (["--quick"] if quick else []),
     ]
     failed = []
     for args in runs:

@@ -37,7 +37,8 @@ def _signal(n: int = 4410, seed: int = 0, rows: int | None = None) -> np.ndarray
 
 # ----------------------------------------------------------------------- registry
 def test_registry_lists_and_loads_every_effect():
-    assert available() == sorted(["comp4c", "la2a", "overdrive", "hardclip", "softclip", "tanh"])
+    assert available() == sorted(["comp4c", "la2a", "overdrive", "hardclip", "softclip", "tanh",
+                                  "clip_sdr", "overdrive_ceg", "distortion"])
     assert set(EFFECTS) == set(available())
     for name in available():
         effect = get_effect(name)
@@ -48,7 +49,7 @@ def test_registry_lists_and_loads_every_effect():
 
 
 def test_unknown_effect_lists_the_valid_names():
-    with pytest.raises(UsageError, match="unknown effect 'fuzz'; available effects: comp4c, hardclip"):
+    with pytest.raises(UsageError, match="unknown effect 'fuzz'; available effects: clip_sdr, comp4c, distortion"):
         get_effect("fuzz")
 
 

@@ -66,5 +66,5 @@ def test_validation_grid():
 def test_unknown_effect_lists_the_effects():
     from fxnet.errors import UsageError
 
-    with pytest.raises(UsageError, match="unknown effect 'nope'; available effects: comp4c"):
+    with pytest.raises(UsageError, match="unknown effect 'nope'; available effects: clip_sdr, comp4c"):
         small("nope")
