@@ -85,15 +85,17 @@ class FileProcessor:
 
     def run(self, input_path: str, output_path: str,
             on_progress: Callable[[int, int], None] | None = None, *, stdin: BinaryIO | None = None,
-            t0: float | None = None) -> FileResult:
+            reader=None, t0: float | None = None) -> FileResult:
         """Process one file. ``on_progress(frames_done, frames_total)`` at input rate.
 
-        ``stdin``: the bytes of ``-`` when the caller has read them already.
-        ``t0``: when the caller started on this file (for the wall time it reports).
+        ``stdin``: the bytes of ``-`` when the caller has read them already; ``reader``:
+        an already-open reader of ``input_path`` (``.info``, ``.blocks(n)``, ``.close()``),
+        e.g. audio the caller decoded. ``t0``: when the caller started on this file (for
+        the wall time it reports).
         """
         opt = self.options
         t0 = time.perf_counter() if t0 is None else t0
-        reader = AudioReader(input_path, stdin=stdin)
+        reader = reader if reader is not None else AudioReader(input_path, stdin=stdin)
         info = reader.info
         result = FileResult(input=str(input_path), output=str(output_path), sample_rate=info.sample_rate,
                             channels=info.channels, seconds=info.seconds)

@@ -111,14 +111,14 @@ def _side_levels(rows: np.ndarray, tolerance: float) -> np.ndarray:
         if peak <= 0.0:
             continue
         band = tolerance * peak
-        gap = peak - row  # >= 0
-        top = int(np.count_nonzero(gap <= band))
-        if top < MIN_CLIPPED_SAMPLES:
-            continue
         # The comparison band is at least one quantisation step wide, or a smooth peak
         # of integer-coded audio would show an empty band below its top code value.
         width = max(band, _quantum(row, peak))
-        below = int(np.count_nonzero((gap > band) & (gap <= band + width)))
+        gap = peak - row[row >= peak - band - width]  # one pass; only the samples near the peak
+        top = int(np.count_nonzero(gap <= band))
+        if top < MIN_CLIPPED_SAMPLES:
+            continue
+        below = int(np.count_nonzero(gap > band))
         if top >= MIN_PLATEAU_RATIO * below:
             levels[i] = peak
     return levels

@@ -77,10 +77,21 @@ class AspadeModel(FxModel):
         return y[:, None, w : x.shape[-1] - w]
 
 
-def _read_all(path: str, stdin: bytes | None) -> tuple[np.ndarray, int]:
-    reader = AudioReader(path, stdin=io.BytesIO(stdin) if stdin is not None else None)
-    blocks = [b.numpy() for b in reader.blocks(1 << 18)]
-    return np.concatenate(blocks, axis=1), reader.info.sample_rate
+class MemoryReader:
+    """A decoded file held in memory, read like :class:`fxnet.audio.AudioReader` (the
+    scan needs all of it anyway; decoding it a second time would cost more)."""
+
+    def __init__(self, path: str, stdin: bytes | None) -> None:
+        reader = AudioReader(path, stdin=io.BytesIO(stdin) if stdin is not None else None)
+        self.info = reader.info
+        self.audio = np.concatenate([b.numpy() for b in reader.blocks(1 << 18)], axis=1)
+
+    def blocks(self, block_frames: int):
+        for start in range(0, self.audio.shape[1], block_frames):
+            yield torch.from_numpy(self.audio[:, start : start + block_frames])
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -130,20 +141,17 @@ class Remover:
         from fxnet.restore.detect import detect_clipping
 
         t0 = time.perf_counter()
-        data = sys.stdin.buffer.read() if input_path == STDIO else None
-        audio, sample_rate = _read_all(input_path, data)
-        scan = detect_clipping(audio)
-        del audio
-        stdin = io.BytesIO(data) if data is not None else None
+        reader = MemoryReader(input_path, sys.stdin.buffer.read() if input_path == STDIO else None)
+        scan = detect_clipping(reader.audio)
         if self.method == "aspade":
             threshold = scan.threshold if scan.clipped else 0.0  # 0: nothing to restore, pass through
-            net = AspadeModel(sample_rate=sample_rate, threshold=threshold, window=self.aspade_window)
+            net = AspadeModel(sample_rate=reader.info.sample_rate, threshold=threshold, window=self.aspade_window)
             result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
-                                                                  stdin=stdin, t0=t0)
+                                                                  reader=reader, t0=t0)
             used = "aspade"
         else:
             processor, used = self._processor(self.model_for(scan.clipped))
-            result = processor.run(input_path, output_path, on_progress, stdin=stdin, t0=t0)
+            result = processor.run(input_path, output_path, on_progress, reader=reader, t0=t0)
         result.extra.update(method=self.method, model=used, clipping=scan.to_dict())
         if self.report:
             result.extra["note"] = describe(scan, used)
