@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fxnet.errors import UsageError
-from fxnet.train.losses import (DCLoss, ESRLoss, LogCoshLoss, MultiResolutionSTFTLoss, SISDRLoss, esr,
+from fxnet.train.losses import (LOSSES, DCLoss, ESRLoss, LogCoshLoss, MultiResolutionSTFTLoss, SDRLoss, SISDRLoss, esr,
                                 parse_loss)
 
 
@@ -28,6 +28,19 @@ def test_sisdr_ignores_scale_and_averages_rows():
     assert SISDRLoss()(3.0 * noisy, s).item() == pytest.approx(SISDRLoss()(noisy, s).item(), abs=1e-6)
     per_row = torch.stack([SISDRLoss()(noisy[i : i + 1], s[i : i + 1]) for i in range(3)])
     assert SISDRLoss()(noisy, s).item() == pytest.approx(per_row.mean().item(), abs=1e-9)
+
+
+def test_sdr_hand_computed_and_per_row():
+    # s = [3, -0.5, 2, 7] (62.25), error [0.5, -0.5, 0, -1] (1.5): SDR = 10 log10(41.5) = 16.1805 dB
+    assert SDRLoss(eps=0.0)(t([2.5, 0, 2, 8]), t([3, -0.5, 2, 7])).item() == pytest.approx(-16.1805, abs=5e-5)
+    # per example, then averaged: a quiet row counts as much as a loud one (unlike pooled ESR)
+    s = torch.randn(2, 1, 1000, dtype=torch.float64)
+    s[1] *= 0.01
+    noisy = s + 0.1 * s.abs().max(dim=-1, keepdim=True).values * torch.randn_like(s)
+    rows = [SDRLoss()(noisy[i : i + 1], s[i : i + 1]).item() for i in range(2)]
+    assert SDRLoss()(noisy, s).item() == pytest.approx(sum(rows) / 2, abs=1e-9)
+    assert "sdr" in LOSSES and parse_loss("sdr").spec == "sdr"
+    assert SDRLoss()(3.0 * noisy, s).item() != pytest.approx(SDRLoss()(noisy, s).item())  # not scale-invariant
 
 
 def test_esr_hand_computed():

@@ -199,7 +199,7 @@ def profile(
     split: Annotated[str, typer.Option("--split", help="Validation split: auto, file or time (last 12 %).")] = "auto",
     allow_clipping: Annotated[bool, typer.Option("--allow-clipping", help="Accept wet files at full scale.")] = False,
     loss: Annotated[str, typer.Option("--loss", help=(
-        "Loss terms WEIGHT*NAME joined by '+': esr, esr_pre, dc, logcosh, mrstft, sisdr, l1, mse."))] = DEFAULT_LOSS,
+        "Loss terms WEIGHT*NAME joined by '+': esr, esr_pre, dc, logcosh, mrstft, sisdr, sdr, l1, mse."))] = DEFAULT_LOSS,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps.")] = None,
     seconds: Annotated[Optional[float], typer.Option("--seconds", min=0.0, help=(
         f"Training time in seconds (default {DEFAULT_SECONDS:g} when no budget is given)."))] = None,

@@ -167,6 +167,24 @@ class SISDRLoss(nn.Module):
         return -(10.0 * torch.log10(ratio + self.eps)).mean()
 
 
+class SDRLoss(nn.Module):
+    """Negated SDR in dB, per row, averaged: ``-10 log10(||s||^2 / ||s - s_hat||^2)``.
+
+    The training loss of paper 001 (Imort et al. 2022: "All models are optimized using the
+    source-to-distortion ratio"). Unlike ``esr``, which pools the error energy of the whole
+    batch, the logarithm is taken per example, so a quiet or lightly distorted example
+    counts as much as a heavily distorted one. Shapes: (..., T) -> scalar (dB, lower is better).
+    """
+
+    def __init__(self, *, eps: float = EPS) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        ratio = (target.pow(2).sum(-1) + self.eps) / ((target - pred).pow(2).sum(-1) + self.eps)
+        return -(10.0 * torch.log10(ratio)).mean()
+
+
 class _Mean(nn.Module):
     def __init__(self, p: int) -> None:
         super().__init__()
@@ -185,6 +203,7 @@ LOSSES = {
     "dc": DCLoss,
     "mrstft": MultiResolutionSTFTLoss,
     "sisdr": SISDRLoss,
+    "sdr": SDRLoss,
     "l1": lambda: _Mean(1),
     "mse": lambda: _Mean(2),
 }
