@@ -21,6 +21,8 @@ _BUILTIN: dict[str, str] = {
     "dynamics": "fxnet.models.dynamics:Dynamics",
     "demucs": "fxnet.models.demucs:Demucs",
     "waveunet": "fxnet.models.waveunet:WaveUNet",
+    "openunmix": "fxnet.models.openunmix:OpenUnmix",
+    "crafx": "fxnet.models.crafx:CRAFx",
 }
 _REGISTERED: dict[str, type] = {}
 
