@@ -30,7 +30,9 @@ and scores each output against the file of the same name in DIR/target/ \
 (--model auto: as fxnet remove chooses); an effect model as in \
 'fxnet apply', with --knobs/--knob. Outputs are float32 WAV, never clipped. \
 --baseline also scores the unprocessed input (method 'input'); --baseline input,aspade \
-adds the A-SPADE declipper for removal models (slow: seconds per second of audio).
+adds the A-SPADE declipper for removal models (slow: seconds per second of audio), and \
+--baseline input,irm the ideal ratio mask: the oracle that knows the target's magnitude \
+spectrum and keeps the input's phase (the upper bound of any spectral-mask remover).
 
 Examples:
 
@@ -45,11 +47,12 @@ Examples:
   fxnet eval --model la2a --testset data/la2a/ --knob peak_reduction=0.7 --keep out/
 """
 
-#: Method names of the baselines: the unprocessed input, and A-SPADE (removal models only).
+#: Method names of the baselines: the unprocessed input, A-SPADE (removal models only) and the
+#: ideal ratio mask oracle (it reads the target; see :func:`_irm_runner`).
 #: ``--baseline`` is a flag whose optional list (``--baseline input,aspade``) arrives as the
 #: positional argument: typer 0.29 has no option with an optional value, and in model mode
 #: there is no other positional argument.
-BASELINES = ("input", "aspade")
+BASELINES = ("input", "aspade", "irm")
 
 _NUMBER_FORMAT = ".5g"
 #: Console width when stdout is not a terminal (wide enough for every metric's column).
@@ -84,7 +87,8 @@ def eval_command(
         "should give), paired by file name."), rich_help_panel="Scoring a model")] = None,
     baseline: Annotated[bool, typer.Option("--baseline", help=(
         "With --model: also score baselines. --baseline alone: the unprocessed input ('input'); "
-        "--baseline input,aspade adds A-SPADE for removal models (slow)."), metavar="[input,aspade]",
+        "--baseline input,aspade,irm adds A-SPADE for removal models (slow) and the ideal-ratio-mask oracle."),
+        metavar="[input,aspade,irm]",
         show_default=False, rich_help_panel="Scoring a model")] = False,
     knobs: Annotated[Optional[str], typer.Option("--knobs", "-k", help=(
         "With an effect model: comma-separated knob values normalised to 0-1, in the model's order."),
@@ -379,6 +383,8 @@ def _run_testset(spec: str, testset: str, *, suffix: str, baseline: str | None, 
     runs: list[tuple[str, Callable]] = [(label, run_model)]
     if "aspade" in wanted:
         runs.append(("aspade", Remover(_output_options(dev), method="aspade").run))
+    if "irm" in wanted:
+        runs.append(("irm", _irm_runner({p.est: p.ref for p in pairing.pairs})))
     if keep is not None:
         out_root = Path(keep)
         if out_root.exists() and not out_root.is_dir():
@@ -414,6 +420,41 @@ def _run_testset(spec: str, testset: str, *, suffix: str, baseline: str | None, 
                "knobs_normalised": None if values is None else values.as_dict(),
                "baselines": wanted, "outputs": None if keep is None else str(out_root)}
     return sources, context
+
+
+def _irm_runner(targets: dict[str, str]) -> Callable:
+    """The ideal-ratio-mask oracle as a method: run(input, output) reads the input's target
+    (``targets[input]``), writes ``iSTFT(|T| / |X| * X)`` (1024-point frames, hop 256, at the
+    target's rate) as float32 WAV, atomically, and returns its FileResult."""
+    import numpy as np
+    import torch
+
+    from fxnet.audio import AtomicAudioWriter
+    from fxnet.errors import AudioError
+    from fxnet.metrics.evaluate import _read, _resample
+    from fxnet.models.openunmix import ideal_ratio_mask
+    from fxnet.process import FileResult
+
+    def run(src: str, dst: str):
+        t0 = time.perf_counter()
+        x, rate_x = _read(src)
+        t, rate = _read(targets[src])
+        if rate_x != rate:
+            x = _resample(x, rate_x, rate)
+        if x.shape[0] != t.shape[0]:
+            raise AudioError(f"irm: {x.shape[0]} channel(s) but its target has {t.shape[0]}", path=src)
+        if abs(x.shape[-1] - t.shape[-1]) > 1:
+            raise AudioError(f"irm: {x.shape[-1]} samples but its target has {t.shape[-1]}", path=src)
+        n = min(x.shape[-1], t.shape[-1])
+        y = ideal_ratio_mask(t[:, :n], x[:, :n]).astype(np.float32)
+        with AtomicAudioWriter(dst, sample_rate=rate, channels=y.shape[0], fmt="WAV", subtype="FLOAT",
+                               force=True) as writer:
+            writer.write(torch.from_numpy(y))
+            writer.commit()
+        return FileResult(src, dst, seconds=n / rate, wall_seconds=time.perf_counter() - t0, sample_rate=rate,
+                          channels=y.shape[0], peak=float(np.abs(y).max(initial=0.0)))
+
+    return run
 
 
 def _process(method: str, run: Callable, pairing, folder: Path, *, err, live: bool) -> _Source:
