@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import BinaryIO, Callable, Sequence
 
 import torch
@@ -99,7 +99,10 @@ class FileProcessor:
         info = reader.info
         result = FileResult(input=str(input_path), output=str(output_path), sample_rate=info.sample_rate,
                             channels=info.channels, seconds=info.seconds)
-        model_sr = self.geometry.sample_rate
+        geometry = self.geometry
+        if getattr(self.model, "any_rate", False) and geometry.sample_rate != info.sample_rate:
+            geometry = replace(geometry, sample_rate=info.sample_rate)  # the model runs at the file's rate
+        model_sr = geometry.sample_rate
         out_sr = opt.rate or info.sample_rate
         fmt = format_for(output_path, opt.format, info.format)
         subtype = subtype_for(fmt, opt.bits, info.subtype)
@@ -120,7 +123,7 @@ class FileProcessor:
                     block = block.expand(model_channels, -1)
                 yield block
 
-        engine = StreamingEngine(self.model, self.geometry, knobs=self.knobs, device=opt.device,
+        engine = StreamingEngine(self.model, geometry, knobs=self.knobs, device=opt.device,
                                  batch_size=opt.batch_size, dry_wet=opt.dry_wet, gain_db=opt.gain_db)
         work_channels = max(channels, model_channels if model_channels > 1 else channels)
         model_frames = int(round(info.frames * model_sr / info.sample_rate))

@@ -80,6 +80,13 @@ class FxModel(nn.Module):
         return len(self.knob_specs)
 
     @property
+    def any_rate(self) -> bool:
+        """True when the model runs at the file's own sample rate instead of resampling to
+        ``sample_rate``: for models whose input would be spoilt by resampling (a clip-mask
+        declipper needs the flat plateaus that a resampler turns into ringing)."""
+        return False
+
+    @property
     def geometry(self) -> Geometry:  # pragma: no cover - abstract
         raise NotImplementedError
 
