@@ -21,6 +21,7 @@ _BUILTIN: dict[str, str] = {
     "dynamics": "fxnet.models.dynamics:Dynamics",
     "demucs": "fxnet.models.demucs:Demucs",
     "waveunet": "fxnet.models.waveunet:WaveUNet",
+    "waveshaper": "fxnet.models.waveshaper:WaveShaper",
     "openunmix": "fxnet.models.openunmix:OpenUnmix",
     "crafx": "fxnet.models.crafx:CRAFx",
 }
