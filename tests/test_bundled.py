@@ -21,7 +21,7 @@ BUNDLED = [name for name, e in sorted(load_registry().items()) if e.bundled]
 
 
 def test_there_are_bundled_models():
-    assert {"comp4c", "la2a"} <= set(BUNDLED)
+    assert {"comp4c", "la2a", "overdrive", "declip"} <= set(BUNDLED)
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -39,7 +39,8 @@ def test_resolves_offline_with_matching_checksum(name, monkeypatch):
     assert (ROOT / entry.recipe).is_file()
 
 
-@pytest.mark.parametrize("name,knobs", [("comp4c", [0.5, 0.5, 0.3, 0.5]), ("la2a", [0.0, 0.7]), ("la2a", [1.0, 0.5])])
+@pytest.mark.parametrize("name,knobs", [("comp4c", [0.5, 0.5, 0.3, 0.5]), ("la2a", [0.0, 0.7]), ("la2a", [1.0, 0.5]),
+                                        ("overdrive", [0.4, 0.2]), ("overdrive", [1.0, 0.0])])
 def test_sounds_like_its_reference_on_a_held_out_real_instrument(name, knobs):
     """Rendered piano (never used in training): ESR well below 'might sound ok' (0.1)."""
     x, sr = sf.read(ROOT / "bench" / "data" / "piano.flac", dtype="float32")
