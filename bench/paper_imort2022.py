@@ -212,18 +212,20 @@ def score_task(task: str, clips, models_dir: Path, args) -> dict:
     seconds = {m: 0.0 for m in methods}
     embedding = LogMelStatsEmbedding()
     emb_est = {m: [] for m in methods}
+    clip_emb = [embed(x, SR, embedding) for _, x in clips]  # each clean clip once
     emb_ref = []
     for cond in conditions:
-        for name, x in clips:
+        for (name, x), ref_emb in zip(clips, clip_emb):
             y = corrupt(task, x, cond)
-            emb_ref.append(embed(x, SR, embedding))
+            emb_ref.append(ref_emb)  # the reference set pairs one-to-one with every method's outputs
+            si_sdr_in = float(compute(["si_sdr"], y, x, SR)["si_sdr"])
             for label, method in methods.items():
                 t = time.perf_counter()
                 est = method(y, x)
                 seconds[label] += time.perf_counter() - t
                 est = np.nan_to_num(np.asarray(est, dtype=np.float32)[: len(x)])
                 scores = compute(METRICS, est, x, SR)
-                scores["si_sdr_in"] = float(compute(["si_sdr"], y, x, SR)["si_sdr"])
+                scores["si_sdr_in"] = si_sdr_in
                 rows[label].append({"clip": name, "condition": cond, **scores})
                 emb_est[label].append(embed(est, SR, embedding))
         medians = "  ".join(f"{m} {np.median([r['si_sdr'] for r in rows[m] if r['condition'] == cond]):6.2f}"
