@@ -15,15 +15,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from fxnet.cli.app import main
+from clihelp import run  # tests/ is on sys.path (pytest rootdir-relative import)
 
-
-def run(argv, capsys):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def partials(*dirs: Path) -> list[Path]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fxnet.cli.app import main
+from clihelp import run  # tests/ is on sys.path (pytest rootdir-relative import)
 from fxnet.metrics import METRICS, Metric
 from fxnet.metrics.basic import esr, si_sdr
 from fxnet.metrics.plots import boxplot, confidence_interval, sweep_plot
@@ -22,13 +22,6 @@ from fxnet.metrics.plots import boxplot, confidence_interval, sweep_plot
 SR = 22050
 FAST = "si_sdr,esr,l1,mrstft,lufs_diff,rnonlin"
 
-
-def run(argv, capsys):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def clip(seed: int, seconds: float = 0.8, sr: int = SR, channels: int = 1) -> np.ndarray:

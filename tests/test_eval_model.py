@@ -16,19 +16,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from fxnet.cli.app import main
+from clihelp import run  # tests/ is on sys.path (pytest rootdir-relative import)
 from fxnet.metrics.basic import esr, si_sdr
 
 SR = 44100
 METRICS = "si_sdr,esr,l1"
 
-
-def run(argv, capsys):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def save_demucs(path: Path, *, name: str, dc: float = 0.0) -> Path:

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from fxnet.checkpoint import read_header
-from fxnet.cli.app import main
+from clihelp import run  # tests/ is on sys.path (pytest rootdir-relative import)
 from fxnet.effects import get_effect
 from fxnet.synth import generate
 
@@ -17,12 +17,6 @@ SR = 44100
 FAST = ["--arch", "fir", "--arch-config", "taps=16", "--segment", "1024", "--batch-size", "8", "--threads", "1",
         "--synth-pool", "8", "--val-clips", "1"]
 
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 @pytest.fixture
