@@ -423,36 +423,28 @@ def _run_testset(spec: str, testset: str, *, suffix: str, baseline: str | None, 
 
 
 def _irm_runner(targets: dict[str, str]) -> Callable:
-    """The ideal-ratio-mask oracle as a method: run(input, output) reads the input's target
-    (``targets[input]``), writes ``iSTFT(|T| / |X| * X)`` (1024-point frames, hop 256, at the
-    target's rate) as float32 WAV, atomically, and returns its FileResult."""
+    """The ideal-ratio-mask oracle as a method: run(input, output) reads the input and its
+    target (``targets[input]``) as scoring does (:func:`fxnet.metrics.evaluate.load_pair`: at
+    the target's rate, channels and lengths reconciled), writes ``iSTFT(|T| / |X| * X)``
+    (1024-point frames, hop 256) as float32 WAV, atomically, and returns its FileResult."""
     import numpy as np
     import torch
 
     from fxnet.audio import AtomicAudioWriter
-    from fxnet.errors import AudioError
-    from fxnet.metrics.evaluate import _read, _resample
+    from fxnet.metrics.evaluate import Pair, load_pair
     from fxnet.models.openunmix import ideal_ratio_mask
     from fxnet.process import FileResult
 
     def run(src: str, dst: str):
         t0 = time.perf_counter()
-        x, rate_x = _read(src)
-        t, rate = _read(targets[src])
-        if rate_x != rate:
-            x = _resample(x, rate_x, rate)
-        if x.shape[0] != t.shape[0]:
-            raise AudioError(f"irm: {x.shape[0]} channel(s) but its target has {t.shape[0]}", path=src)
-        if abs(x.shape[-1] - t.shape[-1]) > 1:
-            raise AudioError(f"irm: {x.shape[-1]} samples but its target has {t.shape[-1]}", path=src)
-        n = min(x.shape[-1], t.shape[-1])
-        y = ideal_ratio_mask(t[:, :n], x[:, :n]).astype(np.float32)
+        x, t, rate, _ = load_pair(Pair(Path(src).stem, src, targets[src]))
+        y = ideal_ratio_mask(t, x).astype(np.float32)
         with AtomicAudioWriter(dst, sample_rate=rate, channels=y.shape[0], fmt="WAV", subtype="FLOAT",
                                force=True) as writer:
             writer.write(torch.from_numpy(y))
             writer.commit()
-        return FileResult(src, dst, seconds=n / rate, wall_seconds=time.perf_counter() - t0, sample_rate=rate,
-                          channels=y.shape[0], peak=float(np.abs(y).max(initial=0.0)))
+        return FileResult(src, dst, seconds=y.shape[-1] / rate, wall_seconds=time.perf_counter() - t0,
+                          sample_rate=rate, channels=y.shape[0], peak=float(np.abs(y).max(initial=0.0)))
 
     return run
 
