@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fxnet.errors import UsageError
-from fxnet.train.losses import (LOSSES, DCLoss, ESRLoss, LogCoshLoss, MultiResolutionSTFTLoss, SDRLoss, SISDRLoss, esr,
+from fxnet.train.losses import (LOSSES, DCLoss, ESRLoss, LogCoshLoss, MultiResolutionSTFTLoss, RowESRLoss, SDRLoss, SISDRLoss, esr,
                                 parse_loss)
 
 
@@ -51,6 +51,22 @@ def test_esr_hand_computed():
     target = torch.tensor([[[2.0, 0.0]], [[0.0, 1.0]]])
     assert esr(pred, target, 0.0).item() == pytest.approx(1 / 5)
     assert ESRLoss()(t([0, 0]), t([0, 0])).item() == 0.0  # silent target: finite
+
+
+def test_row_esr_hand_computed_and_floored():
+    pred = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
+    target = torch.tensor([[[2.0, 0.0]], [[0.0, 2.0]]])
+    # per row: 1/4 and 1/4 -> mean 1/4 (pooled ESR would weigh rows by their energy)
+    assert RowESRLoss(eps=0.0)(pred, target).item() == pytest.approx(0.25)
+    quiet = torch.tensor([[[2.0, 0.0]], [[0.0, 0.2]]])
+    # row 2: error 0.64, energy 0.04 -> 16; pooled ESR gives (1 + 0.64) / 4.04
+    assert RowESRLoss(floor=0.0, eps=0.0)(pred, quiet).item() == pytest.approx((0.25 + 16) / 2)
+    assert esr(pred, quiet, 0.0).item() == pytest.approx(1.64 / 4.04)
+    # a near-silent row's energy is floored at 1 % of the mean row energy: 0.01 -> 0.02005
+    silent = torch.tensor([[[2.0, 0.0]], [[0.0, 0.1]]])
+    assert RowESRLoss(eps=0.0)(pred, silent).item() == pytest.approx((0.25 + 0.81 / 0.02005) / 2, rel=1e-5)
+    assert RowESRLoss()(t([0, 0]), t([0, 0])).item() == 0.0
+    assert parse_loss("esr_rows").spec == "esr_rows"
 
 
 def test_esr_pre_emphasis_hand_computed():

@@ -28,6 +28,25 @@ def test_targets_are_the_effect_of_the_whole_input_crop():
         np.testing.assert_allclose(y[i, 0].numpy(), wet[off : off + 256], atol=1e-6)
 
 
+def test_onsets_silence_a_prefix_and_keep_targets_exact():
+    plain = small("la2a").sample(64, np.random.default_rng(3), 0)[0]
+    x, y, k = small("la2a", onset_share=0.5).sample(64, np.random.default_rng(3), 0)
+    xs, ps = x[:, 0].numpy(), plain[:, 0].numpy()
+    changed = [i for i in range(64) if not np.array_equal(xs[i], ps[i])]
+    assert 16 <= len(changed) <= 48  # about half
+    off = LAYOUT.target_offset
+    for i in changed:  # silent up to a cut inside the context or the first half of the output
+        cut = int(np.argmax(xs[i] != 0))
+        assert 0 < cut <= off + 128 and not xs[i, :cut].any()
+        np.testing.assert_array_equal(xs[i, cut:], ps[i, cut:])
+    fx = get_effect("la2a")
+    for i in changed[:4]:
+        wet = fx(xs[i], 44100, k[i].numpy().astype(np.float64))
+        np.testing.assert_allclose(y[i, 0].numpy(), wet[off : off + 256], atol=1e-6)
+    with pytest.raises(Exception, match="--synth-onsets"):
+        small(onset_share=1.5)
+
+
 def test_remove_direction_swaps_input_and_target():
     rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
     xa, ya, ka = small("hardclip").sample(4, rng_a, 0)

@@ -199,7 +199,7 @@ def profile(
     split: Annotated[str, typer.Option("--split", help="Validation split: auto, file or time (last 12 %).")] = "auto",
     allow_clipping: Annotated[bool, typer.Option("--allow-clipping", help="Accept wet files at full scale.")] = False,
     loss: Annotated[str, typer.Option("--loss", help=(
-        "Loss terms WEIGHT*NAME joined by '+': esr, esr_pre, dc, logcosh, mrstft, sisdr, sdr, l1, mse."))] = DEFAULT_LOSS,
+        "Loss terms WEIGHT*NAME joined by '+': esr, esr_rows, esr_pre, dc, logcosh, mrstft, sisdr, sdr, l1, mse."))] = DEFAULT_LOSS,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Training steps.")] = None,
     seconds: Annotated[Optional[float], typer.Option("--seconds", min=0.0, help=(
         f"Training time in seconds (default {DEFAULT_SECONDS:g} when no budget is given)."))] = None,
@@ -224,6 +224,8 @@ def profile(
     synth_peak_dbfs: Annotated[Optional[str], typer.Option("--synth-peak-dbfs", help=(
         "LO:HI: rescale each --synth clip to a peak level drawn in this range (dBFS), e.g. -12:0."))] = None,
     synth_pool: Annotated[int, typer.Option("--synth-pool", min=1, help="Clips kept in the --synth pool.")] = 256,
+    synth_onsets: Annotated[float, typer.Option("--synth-onsets", min=0.0, max=1.0, help=(
+        "Share of --synth examples silenced before a random point: file starts, for effects with long memory."))] = 0.0,
     val_clips: Annotated[int, typer.Option("--val-clips", min=1, help="Held-out --synth clips per knob setting.")] = 4,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the training saved in OUTPUT.state.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing OUTPUT.")] = False,
@@ -245,7 +247,7 @@ def profile(
         output=output, dry_dir=dry_dir, wet_dir=wet_dir, synth=synth, direction=direction, arch=arch,
         arch_config=parse_arch_config(arch_config or []), sample_rate=sample_rate,
         knob_ranges=[parse_knob_range(k) for k in knob_range or []], max_lag_ms=max_lag_ms, split=split,
-        allow_clipping=allow_clipping, families=_families(families), peak_dbfs=_peak_range(synth_peak_dbfs), pool_clips=synth_pool, val_clips=val_clips, threads=threads, config=cfg,
+        allow_clipping=allow_clipping, families=_families(families), peak_dbfs=_peak_range(synth_peak_dbfs), pool_clips=synth_pool, onset_share=synth_onsets, val_clips=val_clips, threads=threads, config=cfg,
         resume=resume, force=force, command=_command_line(ctx),
     )
     from fxnet.train.ddp import context_from_env

@@ -22,6 +22,17 @@ and the gain of sample j of frame k is interpolated between frames k-1 and k, so
 output at a sample depends only on frames up to its own: the model is causal up to one
 hop, and chunked output equals whole-file output exactly (tcn core).
 
+Features (``features``): ``"envelope"`` (default) gives the core two numbers per frame,
+the peak and RMS level in dB. ``"samples"`` adds the level in dB of every sample of the
+frame (``hop`` more inputs): the core then sees the waveform's envelope at full
+resolution, which a compressor with millisecond attack and release follows within a
+cycle (comp4c's fast corners), for the cost of a wider first 1x1 convolution only.
+
+Depth (``depth=True``): the gain curve is scaled by a learned function of the knobs
+alone, ``g = depth(knobs) · core(...)`` (a 16-unit MLP starting at 1). A knob that turns
+the effect off (comp4c's ratio 1) then needs one number driven to zero, not a core that
+must cancel its own output at every frame.
+
 It cannot model waveshaping (overdrive, clipping): use "tcn" or "rnn" for that.
 
 Streaming: the TCN core declares its receptive field as left context. The recurrent
@@ -42,6 +53,7 @@ from fxnet.models.base import FxModel, Geometry
 
 _EPS = 1e-5
 Core = Literal["tcn", "lstm", "gru"]
+Features = Literal["envelope", "samples"]
 
 
 class _CausalBlock(nn.Module):
@@ -64,22 +76,26 @@ class Dynamics(FxModel):
     Hyper-parameters: ``hop`` (samples per frame, 16), ``channels`` (TCN width / RNN
     hidden size, 32), ``core`` ("tcn", "lstm", "gru"), ``layers`` (TCN depth, 10),
     ``warmup`` and ``segment`` (recurrent cores only, samples, multiples of ``hop``),
-    ``chunk`` (preferred output samples per engine chunk).
+    ``chunk`` (preferred output samples per engine chunk), ``features`` ("envelope" or
+    "samples") and ``depth`` (bool), see the module docstring.
     """
 
     arch = "dynamics"
 
     def __init__(self, *, sample_rate: int = 44100, knobs=(), hop: int = 16, channels: int = 32,
                  core: Core = "tcn", layers: int = 10, warmup: int = 16384, segment: int = 16384,
-                 chunk: int = 1 << 18):
+                 chunk: int = 1 << 18, features: Features = "envelope", depth: bool = False):
         if core != "tcn" and (warmup % hop or segment % hop or chunk % segment):
             raise ValueError("warmup and segment must be multiples of hop, chunk a multiple of segment")
         if chunk % hop:
             raise ValueError("chunk must be a multiple of hop")
+        if features not in ("envelope", "samples"):
+            raise ValueError(f"features must be 'envelope' or 'samples', not {features!r}")
         super().__init__(sample_rate=sample_rate, knobs=knobs, hop=hop, channels=channels, core=core,
-                         layers=layers, warmup=warmup, segment=segment, chunk=chunk)
+                         layers=layers, warmup=warmup, segment=segment, chunk=chunk, features=features,
+                         depth=bool(depth))
         k = len(self.knob_specs)
-        self.inp = nn.Conv1d(2 + k, channels, 1)
+        self.inp = nn.Conv1d(2 + (hop if features == "samples" else 0) + k, channels, 1)
         if core == "tcn":
             self.blocks = nn.ModuleList(_CausalBlock(channels, 2**i) for i in range(layers))
         else:
@@ -87,6 +103,16 @@ class Dynamics(FxModel):
         self.out = nn.Conv1d(channels, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if depth:
+            self.depth = nn.Sequential(nn.Linear(k, 16), nn.Tanh(), nn.Linear(16, 1))
+            nn.init.zeros_(self.depth[2].weight)
+            nn.init.ones_(self.depth[2].bias)
+
+    def _scale(self, g: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
+        """(B, F) frame gains -> scaled by the knobs' learned depth (when enabled)."""
+        if not self.hparams.get("depth"):
+            return g
+        return g * self.depth(knobs.to(g.dtype))
 
     @property
     def receptive_frames(self) -> int:
@@ -104,13 +130,16 @@ class Dynamics(FxModel):
                         multiple=h["segment"])
 
     def _features(self, x: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
-        """(B, L) audio, (B, K) knobs -> (B, 2 + K, L / hop) frame features."""
+        """(B, L) audio, (B, K) knobs -> (B, 2 [+ hop] + K, L / hop) frame features."""
         hop = self.hparams["hop"]
         b, length = x.shape
         frames = x.reshape(b, length // hop, hop)
         peak = 20.0 * torch.log10(frames.abs().amax(-1) + _EPS)
         rms = 10.0 * torch.log10(frames.square().mean(-1) + _EPS**2)
         feats = torch.stack([peak, rms], 1) / 40.0  # roughly [-2.5, 0]
+        if self.hparams.get("features", "envelope") == "samples":
+            level = (20.0 / 40.0) * torch.log10(frames.abs() + _EPS)  # (B, F, hop), same scale
+            feats = torch.cat([feats, level.transpose(1, 2)], 1)
         if knobs.shape[-1]:
             feats = torch.cat([feats, knobs[:, :, None].expand(-1, -1, feats.shape[-1]).to(feats.dtype)], 1)
         return feats
@@ -135,7 +164,7 @@ class Dynamics(FxModel):
         z = torch.tanh(self.inp(feats))
         for block in self.blocks:
             z = block(z)
-        g = 20.0 * self.out(z)[:, 0, :]  # (B, n / hop + 1): the last frame before the output, then one per frame
+        g = self._scale(20.0 * self.out(z)[:, 0, :], knobs)  # (B, n / hop + 1): the frame before the output, then one per frame
         gain = self._upsample(g)
         return (x[:, 0, -n:] * torch.pow(10.0, gain / 20.0))[:, None, :]
 
@@ -148,7 +177,7 @@ class Dynamics(FxModel):
         k = knobs.repeat_interleave(m, dim=0)
         z = torch.tanh(self.inp(self._features(windows, k)))
         z, _ = self.rnn(z.transpose(1, 2))
-        g = 20.0 * self.out(z.transpose(1, 2))[:, 0, :]
+        g = self._scale(20.0 * self.out(z.transpose(1, 2))[:, 0, :], k)
         frames_out = seg // h["hop"]
         gain = self._upsample(g[:, -(frames_out + 1) :])
         y = windows[:, warm:] * torch.pow(10.0, gain / 20.0)

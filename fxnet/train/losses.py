@@ -10,6 +10,7 @@ is zero is not computed. Names:
 ==========  ==========================================================================
 logcosh     mean log(cosh(pred - target)) (SignalTrain, Hawley et al. 2019)
 esr         error-to-signal ratio (Wright, Damskägg & Välimäki 2019; NAM, GuitarML)
+esr_rows    ESR per example, averaged: every knob setting in the batch counts alike
 esr_pre     ESR after the pre-emphasis filter 1 - 0.85 z^-1 (GuitarML)
 dc          DC error: squared mean error over mean target power (Wright et al. 2019)
 mrstft      multi-resolution STFT loss (Yamamoto et al. 2020; auraloss), FFT 1024/2048/512
@@ -32,6 +33,7 @@ from fxnet.errors import UsageError
 __all__ = [
     "DCLoss",
     "ESRLoss",
+    "RowESRLoss",
     "LogCoshLoss",
     "MultiResolutionSTFTLoss",
     "SISDRLoss",
@@ -77,6 +79,28 @@ class ESRLoss(nn.Module):
         if self.pre_emphasis:
             pred, target = _pre_emphasis(pred, self.pre_emphasis), _pre_emphasis(target, self.pre_emphasis)
         return esr(pred, target, self.eps)
+
+
+class RowESRLoss(nn.Module):
+    """ESR per example (row of the batch), averaged over the rows.
+
+    Pooled ESR weights examples by their energy, so a setting that makes the output
+    quiet (heavy compression, limiting) counts for little, yet the fidelity target is
+    met per knob setting. Here each example counts alike. A crop that is nearly silent
+    must not dominate through its tiny denominator, so each row's energy is floored at
+    ``floor`` times the batch's mean row energy. Shapes: (..., T) -> scalar.
+    """
+
+    def __init__(self, *, floor: float = 1e-2, eps: float = EPS) -> None:
+        super().__init__()
+        self.floor = floor
+        self.eps = eps
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        err = (target - pred).pow(2).flatten(0, -2).sum(-1)
+        energy = target.pow(2).flatten(0, -2).sum(-1)
+        floor = self.floor * energy.mean().detach() + self.eps
+        return (err / torch.maximum(energy, floor)).mean()
 
 
 class DCLoss(nn.Module):
@@ -199,6 +223,7 @@ class _Mean(nn.Module):
 LOSSES = {
     "logcosh": LogCoshLoss,
     "esr": ESRLoss,
+    "esr_rows": RowESRLoss,
     "esr_pre": lambda: ESRLoss(pre_emphasis=0.85),
     "dc": DCLoss,
     "mrstft": MultiResolutionSTFTLoss,

@@ -43,6 +43,7 @@ class ProfileRequest:
     families: Sequence[str] | None = None  #: --synth material families (default: all)
     peak_dbfs: tuple[float, float] | None = None  #: --synth clip peak level range (default: as generated)
     pool_clips: int = 256
+    onset_share: float = 0.0  #: --synth examples that start from silence inside the crop
     val_clips: int = 4
     threads: int | None = None
     config: TrainConfig = field(default_factory=TrainConfig)
@@ -160,7 +161,8 @@ def profile(
         if pairs is None:
             data = SynthData(req.synth, layout=layout, sample_rate=sample_rate, seed=cfg.seed, data_seed=data_seed,
                              direction=req.direction, pool_clips=req.pool_clips, val_clips=req.val_clips,
-                             families=req.families, peak_dbfs=req.peak_dbfs, start_step=start_step)
+                             families=req.families, peak_dbfs=req.peak_dbfs, start_step=start_step,
+                             onset_share=req.onset_share)
         else:
             data = FolderData(pairs, layout=layout, knob_specs=specs, sample_rate=sample_rate,
                               model_channels=model.geometry.channels, direction=req.direction, split=req.split,

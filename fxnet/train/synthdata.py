@@ -8,6 +8,12 @@ keeps changing. Each example is a random crop of ``left + n + right`` samples th
 effect processes *whole*, starting from rest: the target then depends only on input the
 model sees. The effect runs once per batch with per-row knobs.
 
+Onsets (``onset_share``): a file starts from silence, so at its start an effect with
+memory (a leveller's seconds-long release) is in a state that a crop from the middle of
+a clip never shows. With ``onset_share`` > 0 that share of the examples has its crop
+silenced before a random point in the left context or the first half of the output.
+The effect still processes the crop whole from rest, so the target stays exact.
+
 The pool is a pure function of (data seed, refresh count): refresh ``r`` writes slots
 ``(r-1)*R .. r*R-1`` (mod the pool size) with clips seeded by ``(seed, r)``. Resuming at
 step ``s`` rebuilds exactly the pool the interrupted run had, with nothing saved.
@@ -77,7 +83,7 @@ class SynthData:
         self, effect: str, *, layout: CropLayout, sample_rate: int = 44100, seed: int = 0, data_seed: int | None = None,
         direction: Direction = "apply", pool_clips: int = POOL_CLIPS, refresh_every: int = REFRESH_EVERY,
         refresh_clips: int | None = None, val_clips: int = VAL_CLIPS, families: Sequence[str] | None = None,
-        start_step: int = 0, peak_dbfs: tuple[float, float] | None = None,
+        start_step: int = 0, peak_dbfs: tuple[float, float] | None = None, onset_share: float = 0.0,
     ) -> None:
         self.effect = get_effect(effect)
         self.knob_specs = self.effect.knobs
@@ -90,6 +96,9 @@ class SynthData:
         if peak_dbfs is not None and not (peak_dbfs[0] <= peak_dbfs[1] <= 0.0):
             raise UsageError(f"--synth-peak-dbfs needs LO <= HI <= 0 dBFS, got {peak_dbfs[0]:g}:{peak_dbfs[1]:g}")
         self.peak_dbfs = tuple(map(float, peak_dbfs)) if peak_dbfs is not None else None
+        if not 0.0 <= onset_share <= 1.0:
+            raise UsageError(f"--synth-onsets needs a share between 0 and 1, got {onset_share:g}")
+        self.onset_share = float(onset_share)
         if pool_clips < 1 or refresh_every < 1:
             raise UsageError("the synth pool needs at least one clip and a refresh interval of at least one step")
         self.pool_clips = int(pool_clips)
@@ -176,8 +185,19 @@ class SynthData:
         dry = self.pool[clip[:, None], start[:, None] + np.arange(self.crop_length)]
         if self._pad:
             dry[:, : self._pad] = 0.0
+        if self.onset_share:
+            self._onsets(dry, rng)
         x, y = self._pairs(dry, knobs)
         return x, y, torch.from_numpy(knobs)
+
+    def _onsets(self, dry: np.ndarray, rng: np.random.Generator) -> None:
+        """Silence a random share of the crops before a point in the context or the first
+        half of the output (in place): the start of a file, as the effect meets it."""
+        lay = self.layout
+        rows = np.flatnonzero(rng.random(dry.shape[0]) < self.onset_share)
+        last = self._pad + max(1, lay.target_offset + lay.n // 2)
+        cut = rng.integers(self._pad, last, size=rows.size)
+        dry[rows] *= np.arange(dry.shape[1])[None, :] >= cut[:, None]
 
     def _validation(self, val_clips: int) -> ValidationSet:
         clips = generate(val_clips, self.crop_length, self.sample_rate, seed=_derive_seed(self.seed, 0x76616C),
@@ -203,6 +223,7 @@ class SynthData:
             "families": list(self.families) if self.families else "all",
             "knob_distribution": "Beta(0.8, 0.8)",
             "peak_dbfs": list(self.peak_dbfs) if self.peak_dbfs else "as generated",
+            "onset_share": self.onset_share,
             "validation": f"{self.validation.inputs.shape[0] // max(1, len(self.validation.settings))} held-out "
                           f"clips x {len(self.validation.settings)} knob settings",
         }
