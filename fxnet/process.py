@@ -64,9 +64,17 @@ class FileResult:
         return d
 
 
+#: Without --chunk-seconds, a chunk is at least this many times the model's left context,
+#: so that re-reading the context costs at most a quarter more work.
+MIN_CHUNK_PER_CONTEXT = 4
+
+
 def engine_geometry(model_geometry: Geometry, options: ProcessOptions) -> Geometry:
     sr = model_geometry.sample_rate
     chunk = None if options.chunk_seconds is None else max(1, int(round(options.chunk_seconds * sr)))
+    if chunk is None and model_geometry.chunk < MIN_CHUNK_PER_CONTEXT * model_geometry.left_context:
+        m = model_geometry.multiple
+        chunk = -(-MIN_CHUNK_PER_CONTEXT * model_geometry.left_context // m) * m
     overlap = None if options.overlap_seconds is None else max(0, int(round(options.overlap_seconds * sr)))
     if chunk is not None and chunk <= 0:
         raise UsageError("--chunk-seconds must be positive")

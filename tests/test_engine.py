@@ -145,3 +145,15 @@ def test_multichannel_model_rejects_other_channel_counts():
     model.geometry = Geometry(sample_rate=8000, channels=2, chunk=16)
     with pytest.raises(UsageError, match="expects 2 channel"):
         process_tensor(model, torch.zeros(3, 100))
+
+
+def test_default_chunk_is_at_least_four_contexts():
+    from fxnet.process import ProcessOptions, engine_geometry
+
+    g = Geometry(sample_rate=44100, left_context=1000, chunk=2000, multiple=32)
+    assert engine_geometry(g, ProcessOptions()).chunk == 4000  # 4 x 1000, a multiple of 32
+    assert engine_geometry(g, ProcessOptions(chunk_seconds=1024 / 44100)).chunk == 1024  # asked for: kept
+    wide = Geometry(sample_rate=44100, left_context=1000, chunk=65536, multiple=32)
+    assert engine_geometry(wide, ProcessOptions()).chunk == 65536
+    odd = Geometry(sample_rate=44100, left_context=1001, chunk=2048, multiple=32)
+    assert engine_geometry(odd, ProcessOptions()).chunk == 4032  # rounded up to the multiple
