@@ -15,7 +15,7 @@ KNOBS = [{"name": "threshold", "minimum": -30, "maximum": 0, "unit": "dB"}, {"na
 CONFIGS = {
     "tcn": dict(core="tcn", channels=8, layers=6, chunk=4096),
     "tcn-hop32": dict(core="tcn", channels=8, layers=5, hop=32, chunk=4096),
-    "tcn-samples": dict(core="tcn", channels=8, layers=5, hop=8, chunk=4096, features="samples"),
+    "tcn-samples-depth": dict(core="tcn", channels=8, layers=5, hop=8, chunk=4096, features="samples", depth=True),
     "lstm": dict(core="lstm", channels=8, warmup=1024, segment=1024, chunk=4096),
     "gru": dict(core="gru", channels=8, warmup=512, segment=2048, chunk=4096),
 }

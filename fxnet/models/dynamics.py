@@ -30,8 +30,8 @@ cycle (comp4c's fast corners), for the cost of a wider first 1x1 convolution onl
 
 Depth (``depth=True``): the gain curve is scaled by a learned function of the knobs
 alone, ``g = depth(knobs) · core(...)`` (a 16-unit MLP starting at 1). A knob that turns
-the effect off (comp4c's ratio 1) then needs one number driven to zero, not a core that
-must cancel its own output at every frame.
+the effect off (comp4c's ratio 1) can then be met by driving one number to zero rather
+than by a core that cancels its own output at every frame (training decides which).
 
 It cannot model waveshaping (overdrive, clipping): use "tcn" or "rnn" for that.
 
