@@ -16,6 +16,14 @@ at 99x real time on one thread (16 units x 2 layers; 149x with one layer)::
         an FIR of its impulse response truncated to ``taps`` samples (FFT convolution)
     y = d * x + w * h
 
+Inference (no gradients) does not run the MLP per sample. The knobs are constant over a
+chunk, so the curve is a function of ``u`` alone there: it is tabulated at ``lut``
+points spaced evenly in ``asinh(u)`` over the row's range of ``u`` (dense near zero,
+where a clipper bends, sparse in the flat tails), and every sample interpolates
+linearly in that table. This is an approximation of the per-sample MLP whose error the
+tests bound (far below the model's own error against the effect); ``lut=0`` turns it
+off.
+
 The DC blocker needs ``taps - 1`` past samples, declared as left context, so chunked
 output equals whole-file output up to float rounding. The pole does not depend on the
 knobs. Like SoX, the model does not adapt to the sample rate. The training summary says
@@ -42,17 +50,18 @@ class WaveShaper(FxModel):
 
     Hyper-parameters: ``hidden`` (width of the curve's MLP, 16), ``layers`` (hidden layers,
     2), ``taps`` (DC-blocker impulse-response length, 8192), ``pole`` (its initial pole,
-    0.995), ``chunk`` (preferred output samples per engine chunk).
+    0.995), ``chunk`` (preferred output samples per engine chunk), ``lut`` (points of
+    the inference table of the curve, 4096; 0 = evaluate the MLP per sample).
     """
 
     arch = "waveshaper"
 
     def __init__(self, *, sample_rate: int = 44100, knobs=(), hidden: int = 16, layers: int = 2, taps: int = 8192,
-                 pole: float = 0.995, chunk: int = 1 << 16):
-        if hidden < 1 or layers < 1 or taps < 2 or not 0.0 < pole < 1.0:
-            raise ValueError("waveshaper: need hidden >= 1, layers >= 1, taps >= 2 and 0 < pole < 1")
+                 pole: float = 0.995, chunk: int = 1 << 16, lut: int = 4096):
+        if hidden < 1 or layers < 1 or taps < 2 or not 0.0 < pole < 1.0 or lut == 1 or lut < 0:
+            raise ValueError("waveshaper: need hidden >= 1, layers >= 1, taps >= 2, 0 < pole < 1, lut 0 or >= 2")
         super().__init__(sample_rate=sample_rate, knobs=knobs, hidden=hidden, layers=layers, taps=taps, pole=pole,
-                         chunk=chunk)
+                         chunk=chunk, lut=lut)
         k = self.num_knobs
         self.control_linear = nn.Linear(k, 4) if k else None
         self.control_mlp = nn.Sequential(nn.Linear(k, 32), nn.Tanh(), nn.Linear(32, 4)) if k else None
@@ -89,21 +98,43 @@ class WaveShaper(FxModel):
         tail = -(1.0 - p) * torch.exp(k * torch.log(p))  # h[k+1] = p^(k+1) - p^k
         return torch.cat([torch.ones(1, device=p.device, dtype=p.dtype), tail])
 
+    def _curve(self, u: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
+        """The learned curve at every sample: u (R, L), knobs (R, K) -> (R, L)."""
+        length = u.shape[-1]
+        inp = u[:, None]
+        if self.num_knobs:
+            inp = torch.cat([inp, knobs[:, :, None].expand(-1, -1, length)], dim=1)
+        return self.curve(inp)[:, 0]
+
+    def _curve_table(self, u: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
+        """The curve by table look-up (inference): same contract as ``_curve``."""
+        points = self.hparams.get("lut", 0)
+        t = torch.asinh(u)
+        lo = t.amin(-1, keepdim=True)
+        span = (t.amax(-1, keepdim=True) - lo).clamp_min(1e-6)
+        grid = lo + span * torch.linspace(0.0, 1.0, points, device=u.device, dtype=u.dtype)  # (R, points)
+        table = self._curve(torch.sinh(grid), knobs)
+        pos = (t - lo) * ((points - 1) / span)
+        i0 = pos.floor().clamp_(0, points - 2)
+        frac = pos - i0
+        i0 = i0.long()
+        left = table.gather(1, i0)
+        return left + (table.gather(1, i0 + 1) - left) * frac
+
     def forward(self, x: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
         b, ch, length = x.shape
         taps = self.hparams["taps"]
         n = length - (taps - 1)
         knobs = knobs.to(x.dtype)
         c = self.controls(knobs)  # (B, 4)
-        rows = x.reshape(b * ch, 1, length)
+        rows = x.reshape(b * ch, length)
         c = c.repeat_interleave(ch, dim=0)[:, :, None]  # (B*C, 4, 1)
-        u = torch.exp(c[:, 0:1]) * rows + c[:, 1:2]
-        if self.num_knobs:
-            knob_rows = knobs.repeat_interleave(ch, dim=0)[:, :, None].expand(-1, -1, length)
-            u = torch.cat([u, knob_rows], dim=1)
-        s = self.curve(u)[:, 0]  # (B*C, length)
+        u = torch.exp(c[:, 0]) * rows + c[:, 1]
+        knob_rows = knobs.repeat_interleave(ch, dim=0)
+        use_table = self.hparams.get("lut", 0) and not torch.is_grad_enabled() and length > self.hparams["lut"]
+        s = (self._curve_table if use_table else self._curve)(u, knob_rows)  # (B*C, length)
         h = self.dc_blocker().to(s.dtype)
         size = 1 << math.ceil(math.log2(length + taps - 1))
         wet = torch.fft.irfft(torch.fft.rfft(s, size) * torch.fft.rfft(h, size), size)[:, taps - 1 : length]
-        y = c[:, 2] * rows[:, 0, taps - 1 :] + c[:, 3] * wet
+        y = c[:, 2] * rows[:, taps - 1 :] + c[:, 3] * wet
         return y.reshape(b, ch, n)
