@@ -12,8 +12,9 @@ training never drew.
    1, 3, 5, 7, 10, 15, 20 dB (threshold solved exactly); ΔSI-SDR of the `declip` model,
    of `fxnet remove`'s default (``--model auto``) and of fxnet's A-SPADE, side by side.
 2. De-overdrive: every clip (peak -6 dBFS) through the real `sox ... overdrive G 20` for
-   G = 20, 27.5, 35, 42.5, 50 dB; SI-SDR against the clean clip for `deoverdrive` and
-   the default.
+   G = 20, 27.5, 35, 42.5, 50 dB; SI-SDR against the clean clip for the SoX-overdrive
+   inversion (`--method sox-overdrive`: settings estimated blind from the clip), the
+   default (`--model auto`) and a `deoverdrive` model when one is given (--models).
 3. Speed: `fxnet remove` end to end on a 10-minute 44.1 kHz stereo file (subprocess,
    decode to encode), and the default vs A-SPADE on the same 30-s stereo file, both in
    this process (the ratio).
@@ -93,12 +94,29 @@ def run_model(model, x: np.ndarray) -> np.ndarray:
         return process_tensor(model, torch.from_numpy(x)[None], knobs=[]).numpy()[0]
 
 
+def inverse_model(x: np.ndarray, force: bool = True):
+    """`--method sox-overdrive` on this signal: the inversion with the settings fitted to it
+    (None when ``force`` is off and the fit does not call it SoX's overdrive)."""
+    from fxnet.restore.overdrive import OverdriveInverse, fit
+
+    f = fit(x[None], SR)
+    if not (f.detected or force):
+        return None
+    return OverdriveInverse(sample_rate=SR, gain_db=f.gain_db, colour=f.colour, frames=x.shape[-1])
+
+
 def auto_model(models: dict, x: np.ndarray):
-    """What `fxnet remove --model auto` picks for this (whole) signal."""
+    """What `fxnet remove --model auto` picks for this (whole) signal: declip for clip
+    plateaus, else the SoX-overdrive inversion when the fit detects it, else AUTO_OTHER."""
     from fxnet.restore.detect import detect_clipping
     from fxnet.restore.pipeline import AUTO_CLIPPED, AUTO_OTHER
 
-    return models.get(AUTO_CLIPPED if detect_clipping(x).clipped else AUTO_OTHER) or models["declip"]
+    if detect_clipping(x).clipped:
+        return models.get(AUTO_CLIPPED) or models["declip"]
+    inverse = inverse_model(x, force=False)
+    if inverse is not None:
+        return inverse
+    return models.get(AUTO_OTHER) or models["declip"]
 
 
 def median(values) -> float:
@@ -122,6 +140,9 @@ def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: int | None = N
             rows["declip"].setdefault(sdr, []).append(si_sdr(out, x) - base)
             default = auto_model(models, y)
             out_d = out if default is models["declip"] else run_model(default, y)
+            if default is not models["declip"]:
+                routed = getattr(default, "arch", "another model")
+                print(f"  note: the default routed {name} at {sdr} dB to {routed}", flush=True)
             rows["default"].setdefault(sdr, []).append(si_sdr(out_d, x) - base)
             if aspade_on and (aspade_clips is None or i < aspade_clips):
                 t = time.perf_counter()
@@ -154,15 +175,20 @@ def sox_overdrive_file(x: np.ndarray, gain: float, tmp: Path) -> np.ndarray:
 def deoverdrive(clips, models) -> dict:
     from fxnet.metrics.basic import si_sdr
 
-    rows: dict[str, dict[float, list[float]]] = {"input": {}, "deoverdrive": {}, "default": {}}
+    methods = ["input", "sox-overdrive", "default"] + (["deoverdrive"] if models.get("deoverdrive") else [])
+    rows: dict[str, dict[float, list[float]]] = {m: {} for m in methods}
     with tempfile.TemporaryDirectory() as tmp:
         for gain in OD_GAINS:
             for name, x in clips:
                 x = (x / np.abs(x).max() * 10 ** (-6 / 20)).astype(np.float32)
                 y = sox_overdrive_file(x, gain, Path(tmp))
                 rows["input"].setdefault(gain, []).append(si_sdr(y, x))
-                rows["deoverdrive"].setdefault(gain, []).append(si_sdr(run_model(models["deoverdrive"], y), x))
-                rows["default"].setdefault(gain, []).append(si_sdr(run_model(auto_model(models, y), y), x))
+                inverse = inverse_model(y)
+                rows["sox-overdrive"].setdefault(gain, []).append(si_sdr(run_model(inverse, y), x))
+                default = auto_model(models, y)
+                rows["default"].setdefault(gain, []).append(si_sdr(run_model(default, y), x))
+                if "deoverdrive" in rows:
+                    rows["deoverdrive"].setdefault(gain, []).append(si_sdr(run_model(models["deoverdrive"], y), x))
             line = "  ".join(f"{m} {median(v[gain]):6.2f}" for m, v in rows.items())
             print(f"sox overdrive {gain:>4} dB  median SI-SDR  {line}", flush=True)
     every = {m: [s for v in d.values() for s in v] for m, d in rows.items()}
@@ -239,9 +265,6 @@ def main() -> None:
             models[name] = load(name, args.models)
         except (FxnetError, FileNotFoundError):
             models[name] = models["declip"] if name == "undistort" else None
-    if models["deoverdrive"] is None and "overdrive" not in skip:
-        print("de-overdrive: skipped (no deoverdrive model; not bundled yet, see docs/remove.md)")
-        skip.add("overdrive")
     results: dict = {"clips": [n for n, _ in clips], "threads": args.threads}
     if "declip" not in skip:
         results["declip"] = declip_sweep(clips, models, aspade_on=not args.no_aspade, aspade_clips=args.aspade_clips,

@@ -10,8 +10,10 @@ from fxnet.cli import options as o
 
 HELP = """Remove clipping and distortion from audio files.
 
-By default each file is scanned for hard clipping and restored with the `declip` model,
-which changes only the clipped samples (an unclipped file comes out unchanged).
+By default each file is scanned: SoX's overdrive, when detected, is undone exactly
+(its gain and colour are estimated from the file); otherwise the file is restored
+with the `declip` model, which changes only the clipped samples (an unclipped file
+comes out unchanged).
 Restored peaks can exceed full scale: fixed-point outputs are then scaled down to
 -0.1 dBFS (--clip-mode normalize, the default here).
 
@@ -32,7 +34,9 @@ def remove(
         "Removal model: auto (the bundled declip), a registry name, a .safetensors "
         "path or hf://org/repo/file."))] = "auto",
     method: Annotated[str, typer.Option("--method", help=(
-        "model (a removal network) or aspade (the A-SPADE sparse declipper, slow; hard clipping only)."))] = "model",
+        "model (a removal network; with --model auto, SoX overdrive is inverted when detected), aspade (the "
+        "A-SPADE sparse declipper, slow; hard clipping only) or sox-overdrive (always fit and invert SoX's "
+        "overdrive)."))] = "model",
     aspade_window: Annotated[int, typer.Option("--aspade-window", min=16, help=(
         "A-SPADE frame length in samples (hop = 1/4); 8192 is the declipping survey's default at 44.1 kHz."))] = 8192,
     report: Annotated[bool, typer.Option("--report", help=(
@@ -58,7 +62,7 @@ def remove(
     from fxnet.process import ProcessOptions, default_device
     from fxnet.restore.pipeline import Remover
 
-    name = "aspade" if method == "aspade" else (model or "auto")
+    name = method if method in ("aspade", "sox-overdrive") else (model or "auto")
     jobs = plan_jobs(inputs, output, suffix=".clean" if suffix is None else suffix, template=template,
                      model_name=name, as_json=as_json)
     opts = ProcessOptions(device=default_device(device), batch_size=batch_size, chunk_seconds=chunk_seconds,

@@ -4,9 +4,13 @@ Every file is read once to measure its clipping (:func:`fxnet.restore.detect.det
 the fraction of samples on a plateau at the clip level and that level), which is what
 ``--report`` prints, and then processed through the streaming engine like ``apply``:
 
-- ``--method model`` (default) runs a removal network. ``--model auto`` picks per file
-  (:data:`AUTO_CLIPPED` when hard clipping is detected, else :data:`AUTO_OTHER`);
-  ``--model NAME`` forces one.
+- ``--method model`` (default) runs a removal network. ``--model auto`` picks per file:
+  :data:`AUTO_CLIPPED` when hard clipping is detected; otherwise SoX's overdrive, when
+  :func:`fxnet.restore.overdrive.fit` detects it, is inverted exactly with the settings
+  it estimated; otherwise :data:`AUTO_OTHER` (today the same declip, so the file passes
+  unchanged). ``--model NAME`` forces one.
+- ``--method sox-overdrive`` fits and inverts SoX's overdrive whether or not the fit
+  calls it detected.
 - ``--method aspade`` runs the A-SPADE declipper (:mod:`fxnet.restore.aspade`) at the
   file's own rate with the clip level detected on the *whole* file (a chunk's own
   maximum would be wrong wherever a chunk holds no clipping). Chunks overlap by one
@@ -30,7 +34,12 @@ from fxnet.errors import UsageError
 from fxnet.models.base import FxModel, Geometry
 from fxnet.process import FileProcessor, FileResult, ProcessOptions
 
-Method = Literal["model", "aspade"]
+Method = Literal["model", "aspade", "sox-overdrive"]
+METHODS = ("model", "aspade", "sox-overdrive")
+#: The name ``--report`` and ``--json`` give the SoX-overdrive inversion.
+INVERSE = "sox-overdrive-inverse"
+#: ... and a file that ``--model auto`` found nothing to remove in (it passes unchanged).
+NOTHING = "none"
 AUTO = "auto"
 #: ``--model auto``: the model for files with detected hard clipping, and for the rest.
 #: No general remover (soft clipping, saturation, overdrive) is good enough to ship yet:
@@ -77,6 +86,28 @@ class AspadeModel(FxModel):
         return y[:, None, w : x.shape[-1] - w]
 
 
+class Passthrough(FxModel):
+    """``--model auto`` on a file with nothing detected: the audio passes unchanged (the
+    declip model's own per-window mask would take the 16-bit-rounded peaks of a steady
+    tone for a plateau; the whole-file scan has already said there is none)."""
+
+    arch = "passthrough"
+
+    def __init__(self, *, sample_rate: int, knobs=()):
+        super().__init__(sample_rate=sample_rate, knobs=knobs)
+
+    @property
+    def any_rate(self) -> bool:
+        return True
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(sample_rate=self.sample_rate, channels=1, chunk=1 << 18)
+
+    def forward(self, x: torch.Tensor, knobs: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
 class MemoryReader:
     """A decoded file held in memory, read like :class:`fxnet.audio.AudioReader` (the
     scan needs all of it anyway; decoding it a second time would cost more)."""
@@ -105,8 +136,8 @@ class Remover:
     aspade_window: int = 8192
 
     def __post_init__(self) -> None:
-        if self.method not in ("model", "aspade"):
-            raise UsageError(f"--method must be 'model' or 'aspade', got '{self.method}'")
+        if self.method not in METHODS:
+            raise UsageError(f"--method must be one of {', '.join(METHODS)}; got '{self.method}'")
         self._processors: dict[str, tuple[FileProcessor, str]] = {}
 
     def model_for(self, clipped: bool) -> str:
@@ -143,25 +174,49 @@ class Remover:
         t0 = time.perf_counter()
         reader = MemoryReader(input_path, sys.stdin.buffer.read() if input_path == STDIO else None)
         scan = detect_clipping(reader.audio)
-        if self.method == "aspade":
+        fit = None
+        if self.method == "sox-overdrive" or (self.method == "model" and self.model == AUTO and not scan.clipped):
+            from fxnet.restore.overdrive import fit as fit_overdrive
+
+            fit = fit_overdrive(reader.audio, reader.info.sample_rate)
+        if fit is not None and (fit.detected or self.method == "sox-overdrive"):
+            from fxnet.restore.overdrive import OverdriveInverse
+
+            net = OverdriveInverse(sample_rate=reader.info.sample_rate, gain_db=fit.gain_db, colour=fit.colour,
+                                   frames=reader.audio.shape[1])
+            result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
+                                                                  reader=reader, t0=t0)
+            used = INVERSE
+        elif self.method == "aspade":
             threshold = scan.threshold if scan.clipped else 0.0  # 0: nothing to restore, pass through
             net = AspadeModel(sample_rate=reader.info.sample_rate, threshold=threshold, window=self.aspade_window)
             result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
                                                                   reader=reader, t0=t0)
             used = "aspade"
+        elif self.model == AUTO and not scan.clipped and AUTO_OTHER == AUTO_CLIPPED:
+            net = Passthrough(sample_rate=reader.info.sample_rate)
+            result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
+                                                                  reader=reader, t0=t0)
+            used = NOTHING
         else:
             processor, used = self._processor(self.model_for(scan.clipped))
             result = processor.run(input_path, output_path, on_progress, reader=reader, t0=t0)
         result.extra.update(method=self.method, model=used, clipping=scan.to_dict())
+        if fit is not None:
+            result.extra["overdrive"] = fit.to_dict()
         if self.report:
-            result.extra["note"] = describe(scan, used)
+            result.extra["note"] = describe(scan, used, fit)
         return result
 
 
-def describe(scan, used: str) -> str:
+def describe(scan, used: str, fit=None) -> str:
     """One line for ``--report``: what was detected and what removed it."""
     import math
 
+    if used == INVERSE:
+        what = "SoX overdrive detected" if fit.detected else "SoX overdrive assumed (--method sox-overdrive)"
+        return (f"{what}: gain {fit.gain_db:.1f} dB, colour {fit.colour:.0f} (prediction residual "
+                f"{fit.ratio:.1f}x lower once inverted); inverted exactly")
     if scan.total_samples == 0 or scan.threshold <= 0:
         return f"silent; {used}"
     level = 20.0 * math.log10(scan.threshold)
@@ -170,6 +225,6 @@ def describe(scan, used: str) -> str:
                  f"({scan.clipped_samples} of {scan.total_samples}) at ±{scan.threshold:.4g} ({level:.1f} dBFS)")
     else:
         found = f"no hard clipping detected (peak {level:.1f} dBFS)"
-        if used == AUTO_CLIPPED:
+        if used == NOTHING:
             return f"{found}; nothing to remove, left as it was"
     return f"{found}; removed with {used}"

@@ -1,0 +1,244 @@
+"""Undo SoX's ``overdrive`` exactly: estimate its gain and colour blind, then invert it.
+
+SoX's overdrive (``fxnet/effects/overdrive.py``, paper 001's Eq. 6) is, per channel::
+
+    d[n] = g x[n] + c                      g = 10^(G/20), c = colour / 200
+    s[n] = softclip(d[n])                  d - d^3/3 on [-1, 1], ±2/3 beyond
+    w[n] = s[n] - s[n-1] + 0.995 w[n-1]    DC blocker
+    y[n] = 0.5 x[n] + 0.75 w[n]            the dry signal is mixed back in
+
+Given y and the past state (s[n-1], w[n-1]), ``r = y[n] - 0.75 (0.995 w[n-1] - s[n-1])``
+equals ``0.5 x[n] + 0.75 softclip(g x[n] + c)``, a strictly increasing function of
+x[n] (slope at least 0.5): so x[n] is unique. It is found in closed form where the
+clipper is saturated, and by a safeguarded Newton iteration on a cubic otherwise; the
+state then advances. The state must be right: where the clipper is not saturated the
+overdrive is nearly a linear filter whose DC blocker has a zero at DC, so its inverse
+integrates, and an error in the state (a DC offset) persists until the signal next
+saturates. SoX starts from rest at the start of the file, and so does the inversion,
+which therefore runs over each file in one piece (:class:`OverdriveInverse`), never in
+chunks started from a guessed state.
+
+The gain and colour are not known. Every (G, colour) gives *some* signal whose
+overdrive is exactly y; the right one is the one that looks like music rather than
+distortion. Wrong parameters leave kinks where the clipper's knee is crossed, which a
+linear predictor cannot predict, so the estimate minimises the *prediction residual*:
+the share of the signal's energy that an order-32 linear predictor fitted to it leaves
+unexplained (:func:`whiteness`). A coarse grid over G in [0, 60] dB and colour in
+[0, 100] on the file's loudest 2 seconds, then a Nelder-Mead refinement.
+
+Detection: the file is called overdriven when the best inversion's residual is at most
+half the input's (the inversion made the signal markedly more predictable), the gain
+is at least :data:`MIN_GAIN_DB` and the colour lies in SoX's range (the search may go
+10 beyond it on either side: a fit to something else, hard clipping for one, runs off
+to the edge). Clean audio, hard or soft clipping and tanh drive do not pass
+(tests/test_overdrive_inverse.py); ``fxnet remove`` also tries declipping first when
+the file has clip plateaus. This undoes SoX's overdrive and
+nothing else; other drives need a trained remover.
+
+Limits: samples where SoX's own output clip at ±1 cut the signal cannot be inverted
+exactly (they are rare: the dry half keeps y below 1 unless the input is near full
+scale); a file whose overdrive settings change over time is fitted with one setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from numba import njit
+
+from fxnet.models.base import FxModel, Geometry
+
+#: SoX's fixed mix and DC-blocker constants (src/overdrive.c).
+DRY, WET, POLE = 0.5, 0.75, 0.995
+#: Linear-predictor order of :func:`whiteness`.
+ORDER = 32
+#: Seconds of the loudest part of the file the fit looks at.
+EXCERPT_SECONDS = 2.0
+#: Detection: the smallest gain and the least residual ratio (input / inverted).
+MIN_GAIN_DB = 10.0
+MIN_RATIO = 2.0
+#: ... and how far outside SoX's colour range 0-100 a detected fit may lie.
+COLOUR_SLACK = 5.0
+#: ... and the ratio on the coarse grid below which the refinement is skipped.
+GRID_RATIO = 1.2
+GAIN_GRID = np.arange(0.0, 60.01, 5.0)
+COLOUR_GRID = np.arange(0.0, 100.01, 25.0)
+
+
+@njit(cache=True)
+def _invert_rows(y, gain, offset, out):  # pragma: no cover - compiled
+    rows, n = y.shape
+    for row in range(rows):
+        g = gain[row]
+        c = offset[row]
+        a1 = DRY / g + WET  # r = DRY (d - c) / g + WET (d - d^3/3) as a cubic in d
+        s_prev = 0.0
+        w_prev = 0.0
+        d_prev = 0.0
+        for i in range(n):
+            r = y[row, i] - WET * (POLE * w_prev - s_prev)
+            x_low = (r + WET * 2.0 / 3.0) / DRY  # if saturated low: r = DRY x - WET 2/3
+            x_high = (r - WET * 2.0 / 3.0) / DRY
+            if g * x_low + c <= -1.0:
+                x = x_low
+                s = -2.0 / 3.0
+            elif g * x_high + c >= 1.0:
+                x = x_high
+                s = 2.0 / 3.0
+            else:  # h(d) = -WET d^3/3 + a1 d - DRY c / g - r = 0, increasing on [-1, 1]
+                a0 = -DRY * c / g - r
+                lo = -1.0
+                hi = 1.0
+                d = min(max(d_prev, -1.0), 1.0)  # the last sample's root: a close start
+                for _ in range(60):  # Newton, with bisection whenever it would leave [lo, hi]
+                    h = -WET * d * d * d / 3.0 + a1 * d + a0
+                    if h > 0.0:
+                        hi = d
+                    else:
+                        lo = d
+                    step = h / (a1 - WET * d * d)
+                    nd = d - step
+                    if nd <= lo or nd >= hi:
+                        nd = 0.5 * (lo + hi)
+                    if abs(nd - d) < 1e-15 or hi - lo < 1e-15:
+                        d = nd
+                        break
+                    d = nd
+                d_prev = d
+                x = (d - c) / g
+                s = d - d * d * d / 3.0
+            w_prev = s - s_prev + POLE * w_prev
+            s_prev = s
+            out[row, i] = x
+
+
+def invert(y: np.ndarray, gain_db: float, colour: float) -> np.ndarray:
+    """The signal x whose SoX ``overdrive gain_db colour`` is y; (..., n) -> float64 (..., n)."""
+    rows = np.ascontiguousarray(np.asarray(y, dtype=np.float64).reshape(-1, np.shape(y)[-1]))
+    out = np.empty_like(rows)
+    k = rows.shape[0]
+    _invert_rows(rows, np.full(k, 10.0 ** (gain_db / 20.0)), np.full(k, colour / 200.0), out)
+    return out.reshape(np.shape(y))
+
+
+@njit(cache=True)
+def _autocorrelation(v, order, out):  # pragma: no cover - compiled
+    n = v.shape[0]
+    for k in range(order + 1):
+        acc = 0.0
+        for i in range(k, n):
+            acc += v[i] * v[i - k]
+        out[k] = acc
+
+
+def whiteness(x: np.ndarray, order: int = ORDER) -> float:
+    """Share of the energy of x (1-D) left by its best linear predictor of ``order`` taps."""
+    import scipy.linalg
+
+    v = np.asarray(x, dtype=np.float64)
+    v = np.ascontiguousarray(v - v.mean())
+    ac = np.empty(order + 1)
+    _autocorrelation(v, order, ac)
+    if ac[0] <= 0.0 or not np.isfinite(ac[0]):
+        return 1.0
+    ac[0] *= 1.0 + 1e-9  # a hair of white noise keeps the Toeplitz system regular
+    a = scipy.linalg.solve_toeplitz(ac[:order], ac[1 : order + 1])
+    return float(max(ac[0] - a @ ac[1 : order + 1], 0.0) / ac[0])
+
+
+@dataclass(frozen=True)
+class OverdriveFit:
+    """What :func:`fit` found: the estimated SoX settings and the evidence."""
+
+    gain_db: float
+    colour: float
+    residual_in: float  #: :func:`whiteness` of the input excerpt
+    residual_out: float  #: ... of its inversion with the estimated settings
+    detected: bool
+
+    @property
+    def ratio(self) -> float:
+        return self.residual_in / max(self.residual_out, 1e-30)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ratio"] = round(self.ratio, 3)
+        return d
+
+
+def loudest_excerpt(audio: np.ndarray, sample_rate: int, seconds: float = EXCERPT_SECONDS) -> np.ndarray:
+    """The loudest ``seconds`` of the loudest channel of ``audio`` (channels, n), 1-D."""
+    audio = np.atleast_2d(audio)
+    ch = int(np.argmax(np.square(audio, dtype=np.float64).sum(-1)))
+    x = audio[ch]
+    length = int(seconds * sample_rate)
+    if x.shape[0] <= length:
+        return x
+    hop = max(1, sample_rate // 4)
+    energy = np.cumsum(np.square(x, dtype=np.float64))
+    starts = np.arange(0, x.shape[0] - length + 1, hop)
+    best = int(starts[np.argmax(energy[starts + length - 1] - np.where(starts > 0, energy[starts - 1], 0.0))])
+    return x[best : best + length]
+
+
+def fit(audio: np.ndarray, sample_rate: int) -> OverdriveFit:
+    """Estimate SoX overdrive's gain (dB) and colour from ``audio`` (channels, n) alone."""
+    from scipy.optimize import minimize
+
+    y = np.asarray(loudest_excerpt(audio, sample_rate), dtype=np.float64)
+    residual_in = whiteness(y)
+    if not np.any(y):
+        return OverdriveFit(0.0, 0.0, residual_in, residual_in, False)
+
+    def cost(params) -> float:
+        gain_db, colour = float(params[0]), float(params[1])
+        if not (-1.0 <= gain_db <= 80.0 and -10.0 <= colour <= 110.0):
+            return 10.0
+        x = invert(y, gain_db, colour)
+        return whiteness(x) if np.all(np.isfinite(x)) else 10.0
+
+    grid = [(cost((gd, co)), gd, co) for gd in GAIN_GRID for co in COLOUR_GRID]
+    best, gd, co = min(grid)
+    if residual_in < GRID_RATIO * best:  # nothing on the grid helps: not SoX's overdrive
+        return OverdriveFit(float(gd), float(co), residual_in, best, False)
+    res = minimize(cost, x0=[gd, co], method="Nelder-Mead",
+                   options={"initial_simplex": [[gd, co], [gd + 2.5, co], [gd, co + 12.5]],
+                            "xatol": 1e-3, "fatol": 1e-12, "maxiter": 200})
+    gain_db, colour = (float(v) for v in res.x)
+    residual_out = float(res.fun)
+    detected = (gain_db >= MIN_GAIN_DB and residual_in >= MIN_RATIO * residual_out
+                and -COLOUR_SLACK <= colour <= 100.0 + COLOUR_SLACK)
+    return OverdriveFit(round(gain_db, 4), round(colour, 4), residual_in, residual_out, bool(detected))
+
+
+class OverdriveInverse(FxModel):
+    """The inversion behind the engine's model contract, with fixed settings.
+
+    ``forward(x (B, 1, n)) -> (B, 1, n)``, each row from rest; no parameters, any rate.
+    ``frames`` must be the file's length: the engine then runs it as one chunk with no
+    left context, so the recursion starts from rest at the file's first sample, as SoX
+    did (see the module docstring for why chunks from a guessed state would be wrong).
+    """
+
+    arch = "sox-overdrive-inverse"
+
+    def __init__(self, *, sample_rate: int, gain_db: float, colour: float, frames: int, knobs=()):
+        super().__init__(sample_rate=sample_rate, knobs=knobs, gain_db=float(gain_db), colour=float(colour),
+                         frames=max(1, int(frames)))
+
+    @property
+    def any_rate(self) -> bool:
+        return True
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(sample_rate=self.sample_rate, channels=1, left_context=0, chunk=self.hparams["frames"])
+
+    def forward(self, x: torch.Tensor, knobs: torch.Tensor | None = None) -> torch.Tensor:
+        rows = invert(x[:, 0].detach().cpu().numpy(), self.hparams["gain_db"], self.hparams["colour"])
+        return torch.from_numpy(rows.astype(np.float32)).to(x.device)[:, None]
+
+
+__all__ = ["OverdriveFit", "OverdriveInverse", "fit", "invert", "loudest_excerpt", "whiteness"]

@@ -1,0 +1,110 @@
+"""Undoing SoX's overdrive: exact inversion, blind estimation of its settings, detection
+that leaves other audio alone, the real sox binary, and `fxnet remove` end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from fxnet.effects.overdrive import sox_overdrive
+from fxnet.engine import process_tensor
+from fxnet.metrics.basic import si_sdr
+from fxnet.restore.overdrive import OverdriveInverse, fit, invert, whiteness
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def piano() -> np.ndarray:
+    from pathlib import Path
+
+    x, sr = sf.read(Path(__file__).resolve().parent.parent / "bench" / "data" / "piano.flac", dtype="float32")
+    assert sr == SR
+    x = x.mean(1) if x.ndim > 1 else x
+    x = x[: 4 * SR]
+    return (x / np.abs(x).max() * 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("gain_db,colour", [(20.0, 20.0), (35.0, 0.0), (50.0, 80.0), (5.0, 20.0)])
+def test_inversion_with_the_true_settings_is_exact(piano, gain_db, colour):
+    y = sox_overdrive(piano, gain_db, colour)
+    x = invert(y, gain_db, colour)
+    assert si_sdr(y, piano) < 25.0  # the overdrive did change it
+    np.testing.assert_allclose(x, piano, atol=2e-6)  # float32 rounding of y, amplified at most 2x
+
+
+def test_whiteness_of_noise_and_of_a_predictable_signal():
+    rng = np.random.default_rng(0)
+    assert whiteness(rng.standard_normal(50000)) == pytest.approx(1.0, abs=0.01)
+    t = np.arange(50000) / SR
+    assert whiteness(np.sin(2 * np.pi * 440 * t) + 0.5 * np.sin(2 * np.pi * 660 * t)) < 1e-4
+    assert whiteness(np.zeros(100)) == 1.0
+
+
+def test_engine_runs_it_in_one_piece_from_rest(piano):
+    y = sox_overdrive(piano, 30.0, 20.0)
+    rows = np.stack([y, y[::-1].copy()])
+    model = OverdriveInverse(sample_rate=SR, gain_db=30.0, colour=20.0, frames=rows.shape[1])
+    assert model.geometry.left_context == 0 and model.geometry.chunk == rows.shape[1]
+    out = process_tensor(model, torch.from_numpy(rows), knobs=[]).numpy()
+    np.testing.assert_allclose(out, invert(rows, 30.0, 20.0), atol=1e-6)
+    np.testing.assert_allclose(out[0], piano, atol=2e-6)
+    # Why not in chunks: started from a guessed state (here: after silence), the inverse
+    # keeps a DC error while the clipper is not saturated (the DC blocker's zero at DC).
+    late = invert(np.concatenate([np.zeros(8192, np.float32), y]), 30.0, 20.0)[8192:]
+    assert np.abs(late - piano).max() > 1e-3
+
+
+def test_fit_finds_the_settings_and_detects_only_sox_overdrive(piano):
+    y = sox_overdrive(piano, 37.5, 20.0)
+    y = np.round(y * 32767) / 32767  # as a 16-bit file
+    f = fit(y[None], SR)
+    assert f.detected and abs(f.gain_db - 37.5) < 0.5 and abs(f.colour - 20.0) < 5.0
+    assert si_sdr(invert(y, f.gain_db, f.colour), piano) > 40.0
+    assert si_sdr(y, piano) < 5.0
+    for other in (piano, np.tanh(10 * piano), np.clip(3 * piano, -0.9, 0.9)):  # clean, tanh drive, hard clip
+        assert not fit(other[None], SR).detected
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="the sox binary is not installed")
+def test_fxnet_remove_undoes_the_real_sox_overdrive(piano, tmp_path):
+    dry, wet, out = tmp_path / "dry.wav", tmp_path / "wet.wav", tmp_path / "out"
+    sf.write(dry, piano, SR, subtype="PCM_16")
+    subprocess.run(["sox", "-V1", str(dry), str(wet), "overdrive", "42.5", "20"], check=True)
+    res = subprocess.run([sys.executable, "-m", "fxnet", "remove", str(wet), str(dry), "-o", str(out), "--report",
+                          "--json"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    files = {r["input"]: r["extra"] for r in json.loads(res.stdout)["files"]}
+    od, clean = files[str(wet)], files[str(dry)]
+    assert od["model"] == "sox-overdrive-inverse" and od["overdrive"]["detected"]
+    assert abs(od["overdrive"]["gain_db"] - 42.5) < 0.5
+    assert "SoX overdrive detected" in res.stderr
+    assert clean["model"] == "none" and not clean["overdrive"]["detected"]
+    reference, _ = sf.read(dry, dtype="float32")
+    restored, _ = sf.read(out / "wet.clean.wav", dtype="float32")
+    overdriven, _ = sf.read(wet, dtype="float32")
+    assert si_sdr(overdriven, reference) < 5.0
+    assert si_sdr(restored, reference) > 30.0
+    untouched, _ = sf.read(out / "dry.clean.wav", dtype="float32")
+    np.testing.assert_array_equal(untouched, reference)  # nothing detected: passes unchanged
+
+
+def test_remove_leaves_a_steady_tone_unchanged(tmp_path):
+    """A 16-bit sine repeats its rounded peak value many times; the whole-file scan sees
+    no clipping, so `--model auto` must not let declip's per-window mask 'restore' it."""
+    src = tmp_path / "tone.wav"
+    sf.write(src, 0.4 * np.sin(np.arange(SR) / 10.0), SR, subtype="PCM_16")
+    res = subprocess.run([sys.executable, "-m", "fxnet", "remove", str(src), "-o", str(tmp_path / "out.wav"),
+                          "--report"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "nothing to remove" in res.stderr
+    a, _ = sf.read(src, dtype="int16")
+    b, _ = sf.read(tmp_path / "out.wav", dtype="int16")
+    np.testing.assert_array_equal(a, b)
