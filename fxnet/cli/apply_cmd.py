@@ -40,7 +40,7 @@ def apply(
     suffix: o.Suffix = None,
     template: o.Template = None,
     device: o.Device = "auto",
-    batch_size: o.BatchSize = 8,
+    batch_size: o.BatchSize = None,
     chunk_seconds: o.ChunkSeconds = None,
     overlap: o.OverlapSeconds = None,
     rate: o.Rate = None,

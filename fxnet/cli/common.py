@@ -18,7 +18,7 @@ def plan_jobs(inputs: list[str], output: str | None, *, suffix: str, template: s
     return shard(jobs)
 
 
-def load_for_processing(model: str, *, device: str, batch_size: int, chunk_seconds, overlap, rate, bits,
+def load_for_processing(model: str, *, device: str, batch_size: int | None, chunk_seconds, overlap, rate, bits,
                         fmt, force, clip_mode, dry_wet=1.0, gain_db=0.0):
     """Resolve and load a model; returns (FileProcessor, CheckpointInfo, display name)."""
     from fxnet.checkpoint import load_model

@@ -330,7 +330,6 @@ def _load_runner(spec: str, device: str, knobs: str | None, knob: list[str]):
     """
     from fxnet.checkpoint import read_header
     from fxnet.cli.common import load_for_processing
-    from fxnet.constants import DEFAULT_BATCH_SIZE
     from fxnet.errors import ModelNotFoundError, UsageError
     from fxnet.knobs import resolve_knobs
     from fxnet.registry import resolve_model
@@ -347,7 +346,7 @@ def _load_runner(spec: str, device: str, knobs: str | None, knob: list[str]):
             name = AUTO if info is None else (info.meta.get("name") or Path(path).stem)
             return remover.run, name, "remove", None
         processor, info, name = load_for_processing(
-            str(path), device=device, batch_size=DEFAULT_BATCH_SIZE, chunk_seconds=None, overlap=None, rate=None,
+            str(path), device=device, batch_size=None, chunk_seconds=None, overlap=None, rate=None,
             bits="32f", fmt="wav", force=True, clip_mode="clip")
     except ModelNotFoundError as e:  # a name on the command line that means nothing: a usage error
         raise UsageError(str(e)) from None
