@@ -159,12 +159,12 @@ def test_default_chunk_is_at_least_four_contexts():
     assert engine_geometry(odd, ProcessOptions()).chunk == 4032  # rounded up to the multiple
 
 
-def test_default_batch_holds_about_four_million_samples():
+def test_default_batch_holds_about_two_million_samples():
     from fxnet.process import auto_batch_size
 
     la2a = Geometry(sample_rate=44100, left_context=262112, chunk=1048448, multiple=32)
     comp4c = Geometry(sample_rate=44100, left_context=16368, chunk=262144, multiple=16)
-    assert auto_batch_size(la2a, 1) == 3 and auto_batch_size(la2a, 2) == 1
-    assert auto_batch_size(comp4c, 1) == 8 and auto_batch_size(comp4c, 2) == 7
+    assert auto_batch_size(la2a, 1) == 1 and auto_batch_size(la2a, 2) == 1
+    assert auto_batch_size(comp4c, 1) == 7 and auto_batch_size(comp4c, 2) == 3
     huge = Geometry(sample_rate=44100, chunk=1 << 24)
     assert auto_batch_size(huge, 2) == 1

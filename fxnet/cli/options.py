@@ -18,7 +18,7 @@ Template = Annotated[Optional[str], typer.Option("--template", help=(
     "Output name template, fields {stem} {ext} {suffix} {model}; default '{stem}{suffix}.{ext}'."))]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help=(
-    "Chunks per model call (default: about 4 M input samples per call, at most 8)."))]
+    "Chunks per model call (default: about 2 M input samples per call, at most 8)."))]
 ChunkSeconds = Annotated[Optional[float], typer.Option("--chunk-seconds", help="Override the model's chunk length.")]
 OverlapSeconds = Annotated[Optional[float], typer.Option("--overlap", help="Crossfade between chunks, in seconds.")]
 Rate = Annotated[Optional[int], typer.Option("--rate", "-r", min=1, help="Output sample rate (default: the input's).")]
