@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from numba import njit
+from numba import njit, prange
 
 from fxnet.models.base import FxModel, Geometry
 
@@ -67,10 +67,10 @@ GAIN_GRID = np.arange(0.0, 60.01, 5.0)
 COLOUR_GRID = np.arange(0.0, 100.01, 25.0)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _invert_rows(y, gain, offset, out):  # pragma: no cover - compiled
     rows, n = y.shape
-    for row in range(rows):
+    for row in prange(rows):  # channels in parallel; each is one recursion
         g = gain[row]
         c = offset[row]
         a1 = DRY / g + WET  # r = DRY (d - c) / g + WET (d - d^3/3) as a cubic in d
@@ -115,8 +115,14 @@ def _invert_rows(y, gain, offset, out):  # pragma: no cover - compiled
 
 
 def invert(y: np.ndarray, gain_db: float, colour: float) -> np.ndarray:
-    """The signal x whose SoX ``overdrive gain_db colour`` is y; (..., n) -> float64 (..., n)."""
-    rows = np.ascontiguousarray(np.asarray(y, dtype=np.float64).reshape(-1, np.shape(y)[-1]))
+    """The signal x whose SoX ``overdrive gain_db colour`` is y; (..., n) -> (..., n).
+
+    float32 in, float32 out (no float64 copy of a long file; the recursion itself runs
+    in float64); anything else in, float64 out.
+    """
+    arr = np.asarray(y)
+    dtype = np.float32 if arr.dtype == np.float32 else np.float64
+    rows = np.ascontiguousarray(arr.reshape(-1, arr.shape[-1]), dtype=dtype)
     out = np.empty_like(rows)
     k = rows.shape[0]
     _invert_rows(rows, np.full(k, 10.0 ** (gain_db / 20.0)), np.full(k, colour / 200.0), out)
@@ -237,8 +243,9 @@ class OverdriveInverse(FxModel):
         return Geometry(sample_rate=self.sample_rate, channels=1, left_context=0, chunk=self.hparams["frames"])
 
     def forward(self, x: torch.Tensor, knobs: torch.Tensor | None = None) -> torch.Tensor:
-        rows = invert(x[:, 0].detach().cpu().numpy(), self.hparams["gain_db"], self.hparams["colour"])
-        return torch.from_numpy(rows.astype(np.float32)).to(x.device)[:, None]
+        rows = invert(x[:, 0].detach().cpu().numpy().astype(np.float32, copy=False), self.hparams["gain_db"],
+                      self.hparams["colour"])
+        return torch.from_numpy(rows).to(x.device)[:, None]
 
 
 __all__ = ["OverdriveFit", "OverdriveInverse", "fit", "invert", "loudest_excerpt", "whiteness"]
