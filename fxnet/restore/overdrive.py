@@ -211,7 +211,7 @@ def fit(audio: np.ndarray, sample_rate: int) -> OverdriveFit:
         return OverdriveFit(float(gd), float(co), residual_in, best, False)
     res = minimize(cost, x0=[gd, co], method="Nelder-Mead",
                    options={"initial_simplex": [[gd, co], [gd + 2.5, co], [gd, co + 12.5]],
-                            "xatol": 1e-3, "fatol": 1e-12, "maxiter": 200})
+                            "xatol": 1e-2, "fatol": 1e-9, "maxiter": 120})
     gain_db, colour = (float(v) for v in res.x)
     residual_out = float(res.fun)
     detected = (gain_db >= MIN_GAIN_DB and residual_in >= MIN_RATIO * residual_out
