@@ -88,35 +88,29 @@ def load(name: str, folder: str | None = None):
 
 
 def run_model(model, x: np.ndarray) -> np.ndarray:
+    """``model`` over x through the engine; ``None`` (nothing to remove) returns x."""
     from fxnet.engine import process_tensor
 
+    if model is None:
+        return x
     with torch.inference_mode():
         return process_tensor(model, torch.from_numpy(x)[None], knobs=[]).numpy()[0]
 
 
-def inverse_model(x: np.ndarray, force: bool = True):
-    """`--method sox-overdrive` on this signal: the inversion with the settings fitted to it
-    (None when ``force`` is off and the fit does not call it SoX's overdrive)."""
-    from fxnet.restore.overdrive import OverdriveInverse, fit
-
-    f = fit(x[None], SR)
-    if not (f.detected or force):
-        return None
-    return OverdriveInverse(sample_rate=SR, gain_db=f.gain_db, colour=f.colour, frames=x.shape[-1])
-
-
-def auto_model(models: dict, x: np.ndarray):
-    """What `fxnet remove --model auto` picks for this (whole) signal: declip for clip
-    plateaus, else the SoX-overdrive inversion when the fit detects it, else AUTO_OTHER."""
+def remover_for(models: dict, x: np.ndarray, *, method: str = "model", fit=None):
+    """The model `fxnet remove --method METHOD` (``--model auto``) runs on this whole signal,
+    chosen by the CLI's own :func:`fxnet.restore.pipeline.route` (``None``: it passes
+    unchanged), and the SoX-overdrive fit it made (pass it back to reuse it)."""
     from fxnet.restore.detect import detect_clipping
-    from fxnet.restore.pipeline import AUTO_CLIPPED, AUTO_OTHER
+    from fxnet.restore.pipeline import INVERSE, NOTHING, builtin_remover, route
 
-    if detect_clipping(x).clipped:
-        return models.get(AUTO_CLIPPED) or models["declip"]
-    inverse = inverse_model(x, force=False)
-    if inverse is not None:
-        return inverse
-    return models.get(AUTO_OTHER) or models["declip"]
+    scan = detect_clipping(x)
+    name, fit = route(x[None], SR, scan, method=method, fit=fit)
+    if name == NOTHING:
+        return None, fit
+    if name == INVERSE:
+        return builtin_remover(name, SR, scan, fit, frames=x.shape[-1]), fit
+    return models[name], fit
 
 
 def median(values) -> float:
@@ -138,7 +132,7 @@ def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: int | None = N
             out = run_model(models["declip"], y)
             times["declip"] += time.perf_counter() - t
             rows["declip"].setdefault(sdr, []).append(si_sdr(out, x) - base)
-            default = auto_model(models, y)
+            default, _ = remover_for(models, y)
             out_d = out if default is models["declip"] else run_model(default, y)
             if default is not models["declip"]:
                 routed = getattr(default, "arch", "another model")
@@ -183,9 +177,9 @@ def deoverdrive(clips, models) -> dict:
                 x = (x / np.abs(x).max() * 10 ** (-6 / 20)).astype(np.float32)
                 y = sox_overdrive_file(x, gain, Path(tmp))
                 rows["input"].setdefault(gain, []).append(si_sdr(y, x))
-                inverse = inverse_model(y)
+                default, fit = remover_for(models, y)  # the one fit serves both
+                inverse, _ = remover_for(models, y, method="sox-overdrive", fit=fit)
                 rows["sox-overdrive"].setdefault(gain, []).append(si_sdr(run_model(inverse, y), x))
-                default = auto_model(models, y)
                 rows["default"].setdefault(gain, []).append(si_sdr(run_model(default, y), x))
                 if "deoverdrive" in rows:
                     rows["deoverdrive"].setdefault(gain, []).append(si_sdr(run_model(models["deoverdrive"], y), x))

@@ -74,7 +74,7 @@ BATCH_SAMPLES = 1 << 21
 def auto_batch_size(geometry: Geometry, channels: int) -> int:
     """Chunks per model call for ``channels``-channel audio: about :data:`BATCH_SAMPLES`
     input samples per call, between 1 and ``DEFAULT_BATCH_SIZE``."""
-    per_chunk = (geometry.chunk + geometry.left_context + geometry.right_context) * max(1, channels)
+    per_chunk = (geometry.chunk + geometry.left_context + geometry.right_context) * channels
     return max(1, min(DEFAULT_BATCH_SIZE, BATCH_SAMPLES // max(1, per_chunk)))
 
 
@@ -146,7 +146,7 @@ class FileProcessor:
                 yield block
 
         work_channels = max(channels, model_channels if model_channels > 1 else channels)
-        batch_size = opt.batch_size or auto_batch_size(geometry, work_channels if model_channels == 1 else 1)
+        batch_size = opt.batch_size or auto_batch_size(geometry, work_channels)
         engine = StreamingEngine(self.model, geometry, knobs=self.knobs, device=opt.device,
                                  batch_size=batch_size, dry_wet=opt.dry_wet, gain_db=opt.gain_db)
         model_frames = int(round(info.frames * model_sr / info.sample_rate))

@@ -26,6 +26,12 @@ from numba import njit
 from fxnet.effects._common import as_rows, check_sample_rate, from_rows, knob_rows, physical
 from fxnet.knobs import KnobSpec
 
+#: SoX's fixed output mix ``DRY x + WET y_dc`` and DC-blocker pole (src/overdrive.c);
+#: fxnet.restore.overdrive inverts the effect with the same constants.
+DRY = 0.5
+WET = 0.75
+POLE = 0.995
+
 KNOBS: tuple[KnobSpec, ...] = (
     KnobSpec("gain_db", 0.0, 50.0, "dB", 0.4, description="drive into the soft clipper (sox: 20)"),
     KnobSpec("colour", 0.0, 100.0, "%", 0.2, description="offset before the clipper: even harmonics (sox: 20)"),
@@ -53,9 +59,9 @@ def _overdrive_rows(x, gain, colour, out):  # pragma: no cover - compiled
                 d = 2.0 / 3.0
             else:
                 d = d - d * d * d * (1.0 / 3.0)
-            last_out = d - last_in + 0.995 * last_out
+            last_out = d - last_in + POLE * last_out
             last_in = d
-            y = d0 * 0.5 + last_out * 0.75
+            y = d0 * DRY + last_out * WET
             out[r, i] = -1.0 if y < -1.0 else (1.0 if y > 1.0 else y)
 
 

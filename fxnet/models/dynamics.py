@@ -110,7 +110,7 @@ class Dynamics(FxModel):
 
     def _scale(self, g: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
         """(B, F) frame gains -> scaled by the knobs' learned depth (when enabled)."""
-        if not self.hparams.get("depth"):
+        if not self.hparams["depth"]:
             return g
         return g * self.depth(knobs.to(g.dtype))
 
@@ -137,7 +137,7 @@ class Dynamics(FxModel):
         peak = 20.0 * torch.log10(frames.abs().amax(-1) + _EPS)
         rms = 10.0 * torch.log10(frames.square().mean(-1) + _EPS**2)
         feats = torch.stack([peak, rms], 1) / 40.0  # roughly [-2.5, 0]
-        if self.hparams.get("features", "envelope") == "samples":
+        if self.hparams["features"] == "samples":
             level = (20.0 / 40.0) * torch.log10(frames.abs() + _EPS)  # (B, F, hop), same scale
             feats = torch.cat([feats, level.transpose(1, 2)], 1)
         if knobs.shape[-1]:

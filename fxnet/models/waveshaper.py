@@ -109,7 +109,7 @@ class WaveShaper(FxModel):
 
     def _curve_table(self, u: torch.Tensor, knobs: torch.Tensor) -> torch.Tensor:
         """The curve by table look-up (inference): same contract as ``_curve``."""
-        points = self.hparams.get("lut", 0)
+        points = self.hparams["lut"]
         t = torch.asinh(u)
         lo = t.amin(-1, keepdim=True)
         span = (t.amax(-1, keepdim=True) - lo).clamp_min(1e-6)
@@ -132,7 +132,7 @@ class WaveShaper(FxModel):
         c = c.repeat_interleave(ch, dim=0)[:, :, None]  # (B*C, 4, 1)
         u = torch.exp(c[:, 0]) * rows + c[:, 1]
         knob_rows = knobs.repeat_interleave(ch, dim=0)
-        use_table = self.hparams.get("lut", 0) and not torch.is_grad_enabled() and length > self.hparams["lut"]
+        use_table = 0 < self.hparams["lut"] < length and not torch.is_grad_enabled()
         s = (self._curve_table if use_table else self._curve)(u, knob_rows)  # (B*C, length)
         h = self.dc_blocker().to(s.dtype)
         size = 1 << math.ceil(math.log2(length + taps - 1))

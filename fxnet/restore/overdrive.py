@@ -48,10 +48,9 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from fxnet.effects.overdrive import DRY, POLE, WET
 from fxnet.models.base import FxModel, Geometry
 
-#: SoX's fixed mix and DC-blocker constants (src/overdrive.c).
-DRY, WET, POLE = 0.5, 0.75, 0.995
 #: Linear-predictor order of :func:`whiteness`.
 ORDER = 32
 #: Seconds of the loudest part of the file the fit looks at.

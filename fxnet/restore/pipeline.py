@@ -4,11 +4,11 @@ Every file is read once to measure its clipping (:func:`fxnet.restore.detect.det
 the fraction of samples on a plateau at the clip level and that level), which is what
 ``--report`` prints, and then processed through the streaming engine like ``apply``:
 
-- ``--method model`` (default) runs a removal network. ``--model auto`` picks per file:
-  :data:`AUTO_CLIPPED` when hard clipping is detected; otherwise SoX's overdrive, when
-  :func:`fxnet.restore.overdrive.fit` detects it, is inverted exactly with the settings
-  it estimated; otherwise :data:`AUTO_OTHER` (today the same declip, so the file passes
-  unchanged). ``--model NAME`` forces one.
+- ``--method model`` (default) runs a removal network. ``--model auto`` picks per file
+  (:func:`route`): :data:`AUTO_CLIPPED` when hard clipping is detected; otherwise SoX's
+  overdrive, when :func:`fxnet.restore.overdrive.fit` detects it, is inverted exactly
+  with the settings it estimated; otherwise :data:`AUTO_OTHER`, or, while that is None,
+  nothing: the file passes unchanged. ``--model NAME`` forces one.
 - ``--method sox-overdrive`` fits and inverts SoX's overdrive whether or not the fit
   calls it detected.
 - ``--method aspade`` runs the A-SPADE declipper (:mod:`fxnet.restore.aspade`) at the
@@ -42,12 +42,13 @@ INVERSE = "sox-overdrive-inverse"
 NOTHING = "none"
 AUTO = "auto"
 #: ``--model auto``: the model for files with detected hard clipping, and for the rest.
-#: No general remover (soft clipping, saturation, overdrive) is good enough to ship yet:
-#: the ones trained so far made lightly distorted audio worse (docs/remove.md). Until one
-#: is, unclipped files also go to ``declip``, which leaves audio without a clip plateau
-#: exactly as it is, and ``--report`` says that nothing was found to remove.
+#: No general remover (soft clipping, saturation, other drives) is good enough to ship
+#: yet: the ones trained so far made lightly distorted audio worse (docs/remove.md).
+#: Until one is, ``AUTO_OTHER`` is None: such files pass unchanged (running ``declip``
+#: over them would let its per-window mask take the 16-bit-rounded peaks of a steady tone
+#: for a plateau), and ``--report`` says that nothing was found to remove.
 AUTO_CLIPPED = "declip"
-AUTO_OTHER = "declip"
+AUTO_OTHER: str | None = None
 #: Output samples per A-SPADE engine chunk (a multiple of its hop).
 ASPADE_CHUNK = 1 << 17
 
@@ -86,28 +87,6 @@ class AspadeModel(FxModel):
         return y[:, None, w : x.shape[-1] - w]
 
 
-class Passthrough(FxModel):
-    """``--model auto`` on a file with nothing detected: the audio passes unchanged (the
-    declip model's own per-window mask would take the 16-bit-rounded peaks of a steady
-    tone for a plateau; the whole-file scan has already said there is none)."""
-
-    arch = "passthrough"
-
-    def __init__(self, *, sample_rate: int, knobs=()):
-        super().__init__(sample_rate=sample_rate, knobs=knobs)
-
-    @property
-    def any_rate(self) -> bool:
-        return True
-
-    @property
-    def geometry(self) -> Geometry:
-        return Geometry(sample_rate=self.sample_rate, channels=1, chunk=1 << 18)
-
-    def forward(self, x: torch.Tensor, knobs: torch.Tensor | None = None) -> torch.Tensor:
-        return x
-
-
 class MemoryReader:
     """A decoded file held in memory, read like :class:`fxnet.audio.AudioReader` (the
     scan needs all of it anyway; decoding it a second time would cost more)."""
@@ -140,11 +119,6 @@ class Remover:
             raise UsageError(f"--method must be one of {', '.join(METHODS)}; got '{self.method}'")
         self._processors: dict[str, tuple[FileProcessor, str]] = {}
 
-    def model_for(self, clipped: bool) -> str:
-        if self.model != AUTO:
-            return self.model
-        return AUTO_CLIPPED if clipped else AUTO_OTHER
-
     def _processor(self, spec: str) -> tuple[FileProcessor, str]:
         if spec not in self._processors:
             from pathlib import Path
@@ -174,39 +148,57 @@ class Remover:
         t0 = time.perf_counter()
         reader = MemoryReader(input_path, sys.stdin.buffer.read() if input_path == STDIO else None)
         scan = detect_clipping(reader.audio)
-        fit = None
-        if self.method == "sox-overdrive" or (self.method == "model" and self.model == AUTO and not scan.clipped):
-            from fxnet.restore.overdrive import fit as fit_overdrive
-
-            fit = fit_overdrive(reader.audio, reader.info.sample_rate)
-        if fit is not None and (fit.detected or self.method == "sox-overdrive"):
-            from fxnet.restore.overdrive import OverdriveInverse
-
-            net = OverdriveInverse(sample_rate=reader.info.sample_rate, gain_db=fit.gain_db, colour=fit.colour,
-                                   frames=reader.audio.shape[1])
-            result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
-                                                                  reader=reader, t0=t0)
-            used = INVERSE
-        elif self.method == "aspade":
-            threshold = scan.threshold if scan.clipped else 0.0  # 0: nothing to restore, pass through
-            net = AspadeModel(sample_rate=reader.info.sample_rate, threshold=threshold, window=self.aspade_window)
-            result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
-                                                                  reader=reader, t0=t0)
-            used = "aspade"
-        elif self.model == AUTO and not scan.clipped and AUTO_OTHER == AUTO_CLIPPED:
-            net = Passthrough(sample_rate=reader.info.sample_rate)
-            result = FileProcessor(net, options=self.options).run(input_path, output_path, on_progress,
-                                                                  reader=reader, t0=t0)
-            used = NOTHING
+        used, fit = route(reader.audio, reader.info.sample_rate, scan, method=self.method, model=self.model)
+        if used in (INVERSE, "aspade", NOTHING):
+            net = builtin_remover(used, reader.info.sample_rate, scan, fit, frames=reader.audio.shape[1],
+                                  aspade_window=self.aspade_window)
+            processor = FileProcessor(net, options=self.options)
         else:
-            processor, used = self._processor(self.model_for(scan.clipped))
-            result = processor.run(input_path, output_path, on_progress, reader=reader, t0=t0)
+            processor, used = self._processor(used)
+        result = processor.run(input_path, output_path, on_progress, reader=reader, t0=t0)
         result.extra.update(method=self.method, model=used, clipping=scan.to_dict())
         if fit is not None:
             result.extra["overdrive"] = fit.to_dict()
         if self.report:
             result.extra["note"] = describe(scan, used, fit)
         return result
+
+
+def route(audio: np.ndarray, sample_rate: int, scan, *, method: str = "model", model: str = AUTO,
+          fit=None) -> tuple[str, object]:
+    """What removes this file: :data:`INVERSE`, ``"aspade"``, :data:`NOTHING` or a model
+    spec; and the SoX-overdrive fit when one was needed (``fit``: one already made).
+
+    ``audio`` (channels, n) is the decoded file; ``scan`` its :func:`detect_clipping`.
+    """
+    if method == "sox-overdrive" or (method == "model" and model == AUTO and not scan.clipped):
+        if fit is None:
+            from fxnet.restore.overdrive import fit as fit_overdrive
+
+            fit = fit_overdrive(audio, sample_rate)
+        if fit.detected or method == "sox-overdrive":
+            return INVERSE, fit
+    if method == "aspade":
+        return "aspade", fit
+    if model != AUTO:
+        return model, fit
+    return (AUTO_CLIPPED if scan.clipped else AUTO_OTHER) or NOTHING, fit
+
+
+def builtin_remover(name: str, sample_rate: int, scan, fit, *, frames: int, aspade_window: int = 8192) -> FxModel:
+    """The engine model for a :func:`route` result that is not a network, at the file's rate."""
+    if name == INVERSE:
+        from fxnet.restore.overdrive import OverdriveInverse
+
+        return OverdriveInverse(sample_rate=sample_rate, gain_db=fit.gain_db, colour=fit.colour, frames=frames)
+    if name == "aspade":
+        threshold = scan.threshold if scan.clipped else 0.0  # 0: nothing to restore, pass through
+        return AspadeModel(sample_rate=sample_rate, threshold=threshold, window=aspade_window)
+    if name == NOTHING:
+        from fxnet.models.simple import Gain
+
+        return Gain(sample_rate=sample_rate)  # 0 dB: every sample passes exactly
+    raise ValueError(f"not a built-in remover: {name!r}")
 
 
 def describe(scan, used: str, fit=None) -> str:
