@@ -15,7 +15,10 @@ training never drew.
    G = 20, 27.5, 35, 42.5, 50 dB; SI-SDR against the clean clip for the SoX-overdrive
    inversion (`--method sox-overdrive`: settings estimated blind from the clip), the
    default (`--model auto`) and a `deoverdrive` model when one is given (--models).
-3. Speed: `fxnet remove` end to end on a 10-minute 44.1 kHz stereo file (subprocess,
+3. Detection: how often the SoX-overdrive detector fires on real sox overdrive (gains
+   15-50 dB, colours 20 and 60) and on everything else (clean audio, hard clipping,
+   tanh and cubic soft clipping at three drives); what the misses cost.
+4. Speed: `fxnet remove` end to end on a 10-minute 44.1 kHz stereo file (subprocess,
    decode to encode), and the default vs A-SPADE on the same 30-s stereo file, both in
    this process (the ratio).
 
@@ -117,15 +120,31 @@ def median(values) -> float:
     return float(np.median(values)) if len(values) else float("nan")
 
 
-def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: int | None = None, sdrs=SDRS) -> dict:
+def aspade_selection(clips, spec: str | None) -> list[str] | None:
+    """The clip names A-SPADE runs on: all (None), N spread evenly over the list, or named."""
+    if not spec:
+        return None
+    names = [n for n, _ in clips]
+    if spec.isdigit():
+        n = max(1, min(int(spec), len(names)))
+        return [names[int(i)] for i in np.linspace(0, len(names) - 1, n).round()]
+    chosen = [v.strip() for v in spec.split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise SystemExit(f"--aspade-clips: no held-out clip named {', '.join(unknown)}")
+    return chosen
+
+
+def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: list[str] | None = None, sdrs=SDRS) -> dict:
     from fxnet.effects.clipping import clip_to_input_sdr
     from fxnet.metrics.basic import si_sdr
     from fxnet.restore.aspade import aspade
 
     rows: dict[str, dict[int, list[float]]] = {"declip": {}, "default": {}, "aspade": {}}
+    paired: dict[str, dict[str, list[float]]] = {"declip": {}, "default": {}}  # on A-SPADE's clips
     times = {"declip": 0.0, "aspade": 0.0}
     for sdr in sdrs:
-        for i, (name, x) in enumerate(clips):
+        for name, x in clips:
             y = clip_to_input_sdr(x, float(sdr))
             base = si_sdr(y, x)
             t = time.perf_counter()
@@ -138,30 +157,34 @@ def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: int | None = N
                 routed = getattr(default, "arch", "another model")
                 print(f"  note: the default routed {name} at {sdr} dB to {routed}", flush=True)
             rows["default"].setdefault(sdr, []).append(si_sdr(out_d, x) - base)
-            if aspade_on and (aspade_clips is None or i < aspade_clips):
+            if aspade_on and (aspade_clips is None or name in aspade_clips):
+                for m in paired:
+                    paired[m].setdefault(str(sdr), []).append(rows[m][sdr][-1])
                 t = time.perf_counter()
                 out_a = aspade(y)
                 times["aspade"] += time.perf_counter() - t
                 rows["aspade"].setdefault(sdr, []).append(si_sdr(out_a, x) - base)
         line = "  ".join(f"{m} {median(v[sdr]):+6.2f}" for m, v in rows.items() if sdr in v)
         print(f"input SDR {sdr:>2} dB  median ΔSI-SDR  {line}", flush=True)
-    paired = {}  # the networks on exactly the clips A-SPADE ran on
     if aspade_on and aspade_clips:
-        paired = {m: {str(k): v[:aspade_clips] for k, v in rows[m].items()} for m in ("declip", "default")}
+        print(f"on the A-SPADE clips ({', '.join(aspade_clips)}):")
         for sdr in sdrs:
-            print(f"input SDR {sdr:>2} dB, the {aspade_clips} A-SPADE clips: declip "
-                  f"{median(rows['declip'][sdr][:aspade_clips]):+6.2f}  aspade {median(rows['aspade'][sdr]):+6.2f}")
+            d, a = median(paired["declip"][str(sdr)]), median(rows["aspade"][sdr])
+            print(f"input SDR {sdr:>2} dB  median ΔSI-SDR  declip {d:+6.2f}  aspade {a:+6.2f}  "
+                  f"declip - aspade {d - a:+6.2f}", flush=True)
+    n_aspade = len(clips) if aspade_clips is None else len(aspade_clips)
     return {"delta_si_sdr": {m: {str(k): v for k, v in d.items()} for m, d in rows.items()},
-            "paired_with_aspade": paired, "seconds": times,
+            "aspade_clips": aspade_clips or [n for n, _ in clips], "paired_with_aspade": paired if aspade_on else {},
+            "seconds": times,
             "audio_seconds": {"networks": len(clips) * len(sdrs) * CLIP_SECONDS,
-                              "aspade": min(len(clips), aspade_clips or len(clips)) * len(sdrs) * CLIP_SECONDS}}
+                              "aspade": (n_aspade if aspade_on else 0) * len(sdrs) * CLIP_SECONDS}}
 
 
-def sox_overdrive_file(x: np.ndarray, gain: float, tmp: Path) -> np.ndarray:
+def sox_overdrive_file(x: np.ndarray, gain: float, tmp: Path, colour: float = 20.0) -> np.ndarray:
     src, dst = tmp / "dry.wav", tmp / "wet.wav"
     sf.write(src, x, SR, subtype="FLOAT")
-    subprocess.run(["sox", "-V1", str(src), "-e", "floating-point", "-b", "32", str(dst), "overdrive", f"{gain:g}", "20"],
-                   check=True, capture_output=True)
+    subprocess.run(["sox", "-V1", str(src), "-e", "floating-point", "-b", "32", str(dst), "overdrive", f"{gain:g}",
+                    f"{colour:g}"], check=True, capture_output=True)
     y, _ = sf.read(dst, dtype="float32")
     return y
 
@@ -189,6 +212,51 @@ def deoverdrive(clips, models) -> dict:
     print("all gains: " + "  ".join(f"{m} {median(v):.2f} dB" for m, v in every.items()))
     return {"si_sdr": {m: {str(k): v for k, v in d.items()} for m, d in rows.items()},
             "median_all": {m: median(v) for m, v in every.items()}}
+
+
+#: Detection check: SoX overdrive (gain dB, colour) that must be found ...
+DETECT_POSITIVES = ((15.0, 20.0), (20.0, 20.0), (20.0, 60.0), (35.0, 20.0), (50.0, 20.0))
+#: ... and other material that must not be: (name, function of the clip at -6 dBFS).
+SATURATION_AMOUNTS = (0.25, 0.5, 1.0)
+
+
+def detection(clips) -> dict:
+    """How often the SoX-overdrive detector fires on SoX overdrive (the real sox) and on
+    everything else (clean at two levels, hard clip, tanh and cubic soft clip), and the
+    SI-SDR the inversion reaches on the positives (the price of a miss)."""
+    from fxnet.effects.clipping import clip_to_input_sdr, soft_clip_curve
+    from fxnet.metrics.basic import si_sdr
+    from fxnet.restore.overdrive import fit, invert
+
+    def saturate(x, amount, curve):
+        theta = np.abs(x).max() * 10 ** (-24 * amount / 20)
+        return (theta * curve(x / theta)).astype(np.float32)
+
+    found: dict[str, list[bool]] = {}
+    inverted: dict[str, list[float]] = {}
+    t0 = time.perf_counter()
+    fits = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, x in clips:
+            x = (x / np.abs(x).max() * 10 ** (-6 / 20)).astype(np.float32)
+            cases = [(f"sox overdrive {g:g} {c:g}", True, sox_overdrive_file(x, g, Path(tmp), c))
+                     for g, c in DETECT_POSITIVES]
+            cases += [("clean -6 dBFS", False, x), ("clean -0.1 dBFS", False, x * np.float32(10 ** (5.9 / 20))),
+                      ("hard clip 15 dB SDR", False, clip_to_input_sdr(x, 15.0))]
+            cases += [(f"{label} {a:g}", False, saturate(x, a, curve)) for a in SATURATION_AMOUNTS
+                      for label, curve in (("tanh", np.tanh), ("soft clip", soft_clip_curve))]
+            for case, positive, y in cases:
+                f = fit(y[None], SR)
+                fits += 1
+                found.setdefault(case, []).append(f.detected)
+                if positive:
+                    inv = invert(y, f.gain_db, f.colour)
+                    inverted.setdefault(case, []).append(si_sdr(inv, x) if f.detected else si_sdr(y, x))
+    for case, hits in found.items():
+        extra = f"  median SI-SDR as routed {median(inverted[case]):6.2f} dB" if case in inverted else ""
+        print(f"{case:<24} detected {sum(hits):>2}/{len(hits)}{extra}", flush=True)
+    return {"detected": {c: int(sum(h)) for c, h in found.items()}, "clips": len(clips),
+            "si_sdr_as_routed": inverted, "seconds_per_fit": (time.perf_counter() - t0) / max(fits, 1)}
 
 
 def speed(quick: bool, ratio_seconds: float = 10.0) -> dict:
@@ -236,9 +304,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="three clips, 1-min speed file")
     ap.add_argument("--no-aspade", action="store_true", help="skip A-SPADE in the sweep (slow)")
-    ap.add_argument("--aspade-clips", type=int, help="run A-SPADE on the first N clips only (it is slow)")
+    ap.add_argument("--aspade-clips", help="run A-SPADE on N clips spread over the list, or on the named clips "
+                    "(comma list): it is slow")
     ap.add_argument("--sdrs", default=",".join(map(str, SDRS)), help="input SDRs of the declipping sweep")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: declip,overdrive,speed")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: declip,overdrive,detection,speed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ratio-seconds", type=float, default=10.0, help="length of the remover-vs-A-SPADE file")
     ap.add_argument("--plot", action="store_true", help="write the sweep plots next to results.json")
@@ -261,10 +330,13 @@ def main() -> None:
             models[name] = models["declip"] if name == "undistort" else None
     results: dict = {"clips": [n for n, _ in clips], "threads": args.threads}
     if "declip" not in skip:
-        results["declip"] = declip_sweep(clips, models, aspade_on=not args.no_aspade, aspade_clips=args.aspade_clips,
+        results["declip"] = declip_sweep(clips, models, aspade_on=not args.no_aspade,
+                                         aspade_clips=aspade_selection(clips, args.aspade_clips),
                                          sdrs=[int(v) for v in args.sdrs.split(",")])
     if "overdrive" not in skip:
         results["overdrive"] = deoverdrive(clips, models)
+    if "detection" not in skip:
+        results["detection"] = detection(clips)
     if "speed" not in skip:
         results["speed"] = speed(args.quick, args.ratio_seconds)
     (outdir / "results.json").write_text(json.dumps(results, indent=1))

@@ -16,7 +16,7 @@ import torch
 from fxnet.effects.overdrive import sox_overdrive
 from fxnet.engine import process_tensor
 from fxnet.metrics.basic import si_sdr
-from fxnet.restore.overdrive import OverdriveInverse, fit, invert, whiteness
+from fxnet.restore.overdrive import OverdriveInverse, _fit_excerpt, fit, invert, two_excerpts, whiteness
 
 SR = 44100
 
@@ -73,6 +73,44 @@ def test_fit_finds_the_settings_and_detects_only_sox_overdrive(piano):
     soft = np.where(np.abs(d) < 1, d - d**3 / 3, np.sign(d) * 2 / 3)  # the cubic soft clipper, no DC blocker
     for other in (piano, np.tanh(10 * piano), np.clip(3 * piano, -0.9, 0.9), soft):  # clean, tanh, hard, soft
         assert not fit(other[None], SR).detected
+
+
+def test_two_excerpts_do_not_overlap_and_short_files_are_halved():
+    x = np.zeros((2, 10 * SR), np.float32)
+    x[1, 3 * SR : 5 * SR] = 1.0  # channel 1 is louder; its loudest 2 s are 3-5 s
+    x[1, 8 * SR :] = 0.5
+    a, b = two_excerpts(x, SR)
+    assert a.shape == b.shape == (2 * SR,) and a.min() == 1.0 and b.max() == 0.5
+    a, b = two_excerpts(x[:, : 3 * SR], SR)  # shorter than two excerpts: the halves
+    assert a.shape == b.shape == (int(1.5 * SR),)
+    assert two_excerpts(x[:, : SR // 2], SR)[1] is None  # too short for two fits
+
+
+def test_detection_needs_two_excerpts_to_agree():
+    from pathlib import Path
+
+    from fxnet.restore.overdrive import SINGLE_RATIO, loudest_excerpt
+    from fxnet.synth import MUSIC_FAMILIES, generate
+
+    # A clean synthetic clip that one fit takes for overdrive (residual 2x lower at
+    # gain 39 dB, colour 102: the old one-fit rule inverted it, to -8 dB SI-SDR); the
+    # clip's other half finds gain 17, colour 5, so the two do not agree.
+    n = 4 * SR
+    tone = generate(6, n, SR, seed=987654, families=[f for f in MUSIC_FAMILIES if f != "speech"])[5]
+    tone = (tone / np.abs(tone).max() * 10 ** (-6 / 20)).astype(np.float32)
+    single = _fit_excerpt(loudest_excerpt(tone[None], SR))
+    assert single.detected and single.ratio >= SINGLE_RATIO
+    assert not fit(tone[None], SR).detected
+    # A light overdrive (20 dB on guitar): the inversion makes it only ~1.8x more
+    # predictable, too little for one fit, but both excerpts find the same settings.
+    g, sr = sf.read(Path(__file__).resolve().parent.parent / "examples" / "guitar.flac", dtype="float32")
+    g = g.mean(1) if g.ndim > 1 else g
+    g = (g[: 4 * SR] / np.abs(g[: 4 * SR]).max() * 10 ** (-6 / 20)).astype(np.float32)
+    y = sox_overdrive(g, 20.0, 20.0)
+    f = fit(y[None], SR)
+    assert f.ratio < SINGLE_RATIO and f.detected and f.second is not None
+    assert abs(f.gain_db - 20.0) < 0.5 and abs(f.second[0] - 20.0) < 0.5
+    assert si_sdr(invert(y, f.gain_db, f.colour), g) > 30.0 > si_sdr(y, g) + 20.0
 
 
 @pytest.mark.skipif(shutil.which("sox") is None, reason="the sox binary is not installed")

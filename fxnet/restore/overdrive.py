@@ -26,14 +26,21 @@ the share of the signal's energy that an order-32 linear predictor fitted to it 
 unexplained (:func:`whiteness`). A coarse grid over G in [0, 60] dB and colour in
 [0, 100] on the file's loudest 2 seconds, then a Nelder-Mead refinement.
 
-Detection: the file is called overdriven when the best inversion's residual is at most
-half the input's (the inversion made the signal markedly more predictable), the gain
-is at least :data:`MIN_GAIN_DB` and the colour lies in SoX's range (the search may go
-10 beyond it on either side: a fit to something else, hard clipping for one, runs off
-to the edge). Clean audio, hard or soft clipping and tanh drive do not pass
-(tests/test_overdrive_inverse.py); ``fxnet remove`` also tries declipping first when
-the file has clip plateaus. This undoes SoX's overdrive and
-nothing else; other drives need a trained remover.
+Detection: a fit to the wrong thing can also make a signal more predictable (a
+synthetic tone, a tanh drive), so one fit is not evidence enough. The file is called
+overdriven when two fits on two *different* excerpts (the loudest 2 s, and the loudest
+2 s that do not overlap it; the two halves of a shorter file) both made the signal
+more predictable (residual at least :data:`MIN_RATIO` times lower), both found a gain
+of at least :data:`MIN_GAIN_DB` and a colour in SoX's range (the search may go 10
+beyond it on either side: a fit to something else, hard clipping for one, runs off to
+the edge), and the two agree on the settings (within :data:`AGREE_GAIN_DB` and
+:data:`AGREE_COLOUR`): SoX's settings are the same all through a file; a fit to
+something else wanders with the material. A file too short for two excerpts of
+:data:`MIN_EXCERPT_SECONDS` needs a residual :data:`SINGLE_RATIO` times lower instead.
+Clean audio, hard or soft clipping and tanh drive do not pass
+(tests/test_overdrive_inverse.py; bench/bench_remove.py --detection measures it);
+``fxnet remove`` also tries declipping first when the file has clip plateaus. This
+undoes SoX's overdrive and nothing else; other drives need a trained remover.
 
 Limits: samples where SoX's own output clip at ±1 cut the signal cannot be inverted
 exactly (they are rare: the dry half keeps y below 1 unless the input is near full
@@ -42,7 +49,7 @@ scale); a file whose overdrive settings change over time is fitted with one sett
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -55,9 +62,16 @@ from fxnet.models.base import FxModel, Geometry
 ORDER = 32
 #: Seconds of the loudest part of the file the fit looks at.
 EXCERPT_SECONDS = 2.0
-#: Detection: the smallest gain and the least residual ratio (input / inverted).
+#: Detection: the smallest gain and the least residual ratio (input / inverted) of each fit.
 MIN_GAIN_DB = 10.0
-MIN_RATIO = 2.0
+MIN_RATIO = 1.3
+#: ... how closely the two excerpts' fits must agree (dB, colour units).
+AGREE_GAIN_DB = 1.0
+AGREE_COLOUR = 8.0
+#: ... the shortest excerpt fitted; a file shorter than two gets one fit, which must
+#: reach the stricter ratio SINGLE_RATIO.
+MIN_EXCERPT_SECONDS = 0.5
+SINGLE_RATIO = 2.0
 #: ... and how far outside SoX's colour range 0-100 a detected fit may lie.
 COLOUR_SLACK = 5.0
 #: ... and the ratio on the coarse grid below which the refinement is skipped.
@@ -162,6 +176,8 @@ class OverdriveFit:
     residual_in: float  #: :func:`whiteness` of the input excerpt
     residual_out: float  #: ... of its inversion with the estimated settings
     detected: bool
+    #: the check on a second excerpt: its (gain_db, colour, ratio), or None (not run)
+    second: tuple[float, float, float] | None = None
 
     @property
     def ratio(self) -> float:
@@ -173,26 +189,73 @@ class OverdriveFit:
         return d
 
 
+def _loudest_start(x: np.ndarray, length: int, hop: int, allowed=None) -> int | None:
+    """Start of the loudest ``length`` samples of x (1-D) on a ``hop`` grid, among the
+    starts where ``allowed(start)`` holds; None if there is none."""
+    energy = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
+    starts = np.unique(np.r_[np.arange(0, x.shape[0] - length + 1, hop), x.shape[0] - length])
+    if allowed is not None:
+        starts = starts[allowed(starts)]
+    if starts.size == 0:
+        return None
+    return int(starts[np.argmax(energy[starts + length] - energy[starts])])
+
+
+def _loudest_channel(audio: np.ndarray) -> np.ndarray:
+    audio = np.atleast_2d(audio)
+    return audio[int(np.argmax(np.square(audio, dtype=np.float64).sum(-1)))]
+
+
 def loudest_excerpt(audio: np.ndarray, sample_rate: int, seconds: float = EXCERPT_SECONDS) -> np.ndarray:
     """The loudest ``seconds`` of the loudest channel of ``audio`` (channels, n), 1-D."""
-    audio = np.atleast_2d(audio)
-    ch = int(np.argmax(np.square(audio, dtype=np.float64).sum(-1)))
-    x = audio[ch]
+    x = _loudest_channel(audio)
     length = int(seconds * sample_rate)
     if x.shape[0] <= length:
         return x
-    hop = max(1, sample_rate // 4)
-    energy = np.cumsum(np.square(x, dtype=np.float64))
-    starts = np.arange(0, x.shape[0] - length + 1, hop)
-    best = int(starts[np.argmax(energy[starts + length - 1] - np.where(starts > 0, energy[starts - 1], 0.0))])
-    return x[best : best + length]
+    start = _loudest_start(x, length, max(1, sample_rate // 4))
+    return x[start : start + length]
+
+
+def two_excerpts(audio: np.ndarray, sample_rate: int,
+                 seconds: float = EXCERPT_SECONDS) -> tuple[np.ndarray, np.ndarray | None]:
+    """Two non-overlapping excerpts of the loudest channel for fitting: the loudest
+    ``seconds`` and the loudest ``seconds`` apart from it; the two halves of a file
+    shorter than twice that; (the file, None) below 2 × :data:`MIN_EXCERPT_SECONDS`."""
+    x = _loudest_channel(audio)
+    length = int(seconds * sample_rate)
+    half = x.shape[0] // 2
+    if half < MIN_EXCERPT_SECONDS * sample_rate:
+        return x, None
+    if x.shape[0] >= 2 * length:
+        hop = max(1, sample_rate // 4)
+        first = _loudest_start(x, length, hop)
+        second = _loudest_start(x, length, hop, lambda s: (s + length <= first) | (s >= first + length))
+        if second is not None:
+            return x[first : first + length], x[second : second + length]
+    return x[:half], x[half : 2 * half]
 
 
 def fit(audio: np.ndarray, sample_rate: int) -> OverdriveFit:
-    """Estimate SoX overdrive's gain (dB) and colour from ``audio`` (channels, n) alone."""
+    """Estimate SoX overdrive's gain (dB) and colour from ``audio`` (channels, n) alone,
+    and decide whether it is SoX's overdrive at all (module docstring: Detection)."""
+    first, second = two_excerpts(audio, sample_rate)
+    one = _fit_excerpt(first)
+    if second is None:
+        return replace(one, detected=one.detected and one.ratio >= SINGLE_RATIO)
+    if not one.detected:
+        return one
+    two = _fit_excerpt(second)
+    agree = (two.detected and abs(two.gain_db - one.gain_db) <= AGREE_GAIN_DB
+             and abs(two.colour - one.colour) <= AGREE_COLOUR)
+    return replace(one, detected=bool(agree), second=(two.gain_db, two.colour, round(two.ratio, 4)))
+
+
+def _fit_excerpt(y: np.ndarray) -> OverdriveFit:
+    """The settings that make the 1-D excerpt y most predictable once inverted, and
+    whether this one fit passes (gain, colour range, :data:`MIN_RATIO`)."""
     from scipy.optimize import minimize
 
-    y = np.asarray(loudest_excerpt(audio, sample_rate), dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     residual_in = whiteness(y)
     if not np.any(y):
         return OverdriveFit(0.0, 0.0, residual_in, residual_in, False)
@@ -247,4 +310,4 @@ class OverdriveInverse(FxModel):
         return torch.from_numpy(rows).to(x.device)[:, None]
 
 
-__all__ = ["OverdriveFit", "OverdriveInverse", "fit", "invert", "loudest_excerpt", "whiteness"]
+__all__ = ["OverdriveFit", "OverdriveInverse", "fit", "invert", "loudest_excerpt", "two_excerpts", "whiteness"]
