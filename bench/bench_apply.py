@@ -28,6 +28,7 @@ import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout, not an installed fxnet (subprocesses: cwd=ROOT)
 SR = 44100
 HELD_OUT_SEED = 987_654  # training draws seeds from the recipe's seed (0) upwards
 
@@ -118,7 +119,7 @@ def speed(name: str, minutes: float, work: Path) -> None:
         for _ in range(2):
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "fxnet", "apply", str(src), "-o", str(work / "out.wav"), "--model",
-                            name, "--force", "-q"], check=True)
+                            name, "--force", "-q"], check=True, cwd=ROOT)
             best = min(best, time.perf_counter() - t)
         label = "mono" if channels == 1 else "stereo"
         target = 100 if channels == 1 else 50
@@ -129,7 +130,7 @@ def speed(name: str, minutes: float, work: Path) -> None:
     for _ in range(3):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "fxnet", "apply", str(one), "-o", str(work / "out1.wav"), "--model",
-                        name, "--force", "-q"], check=True)
+                        name, "--force", "-q"], check=True, cwd=ROOT)
         walls.append(time.perf_counter() - t)
     print(f"  1-second file: {min(walls):.2f} s wall (best of 3; target <= 2 s)")
 

@@ -41,6 +41,7 @@ import soundfile as sf
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout, not an installed fxnet (subprocesses: cwd=ROOT)
 SR = 44100
 CLIP_SECONDS = 4.0
 SDRS = (1, 3, 5, 7, 10, 15, 20)
@@ -276,7 +277,7 @@ def speed(quick: bool, ratio_seconds: float = 10.0) -> dict:
         sf.write(src, (long / np.abs(long).max() * 0.95).T, SR, subtype="PCM_16")
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "fxnet", "remove", str(src), "-o", str(tmp / "long.clean.wav"), "-q"],
-                       check=True)
+                       check=True, cwd=ROOT)
         wall = time.perf_counter() - t
         out["long"] = {"audio_seconds": minutes * 60, "channels": 2, "wall_seconds": wall,
                        "x_realtime": minutes * 60 / wall}
