@@ -111,6 +111,13 @@ def test_detection_needs_two_excerpts_to_agree():
     assert f.ratio < SINGLE_RATIO and f.detected and f.second is not None
     assert abs(f.gain_db - 20.0) < 0.5 and abs(f.second[0] - 20.0) < 0.5
     assert si_sdr(invert(y, f.gain_db, f.colour), g) > 30.0 > si_sdr(y, g) + 20.0
+    # A heavy one (50 dB): the clipper is nearly always saturated, the colour barely
+    # shows and the two excerpts' fits disagree on it, but each one's settings make the
+    # other excerpt many times more predictable.
+    y = sox_overdrive(g, 50.0, 20.0)
+    f = fit(y[None], SR)
+    assert f.detected and f.ratio * f.second[2] > 16.0 and abs(f.gain_db - 50.0) < 1.0
+    assert si_sdr(invert(y, f.gain_db, f.colour), g) > 30.0 > si_sdr(y, g) + 20.0
 
 
 @pytest.mark.skipif(shutil.which("sox") is None, reason="the sox binary is not installed")

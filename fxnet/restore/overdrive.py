@@ -27,20 +27,29 @@ unexplained (:func:`whiteness`). A coarse grid over G in [0, 60] dB and colour i
 [0, 100] on the file's loudest 2 seconds, then a Nelder-Mead refinement.
 
 Detection: a fit to the wrong thing can also make a signal more predictable (a
-synthetic tone, a tanh drive), so one fit is not evidence enough. The file is called
-overdriven when two fits on two *different* excerpts (the loudest 2 s, and the loudest
-2 s that do not overlap it; the two halves of a shorter file) both made the signal
-more predictable (residual at least :data:`MIN_RATIO` times lower), both found a gain
-of at least :data:`MIN_GAIN_DB` and a colour in SoX's range (the search may go 10
-beyond it on either side: a fit to something else, hard clipping for one, runs off to
-the edge), and the two agree on the settings (within :data:`AGREE_GAIN_DB` and
-:data:`AGREE_COLOUR`): SoX's settings are the same all through a file; a fit to
-something else wanders with the material. A file too short for two excerpts of
-:data:`MIN_EXCERPT_SECONDS` needs a residual :data:`SINGLE_RATIO` times lower instead.
-Clean audio, hard or soft clipping and tanh drive do not pass
-(tests/test_overdrive_inverse.py; bench/bench_remove.py --detection measures it);
-``fxnet remove`` also tries declipping first when the file has clip plateaus. This
-undoes SoX's overdrive and nothing else; other drives need a trained remover.
+synthetic tone, a tanh drive), so one fit is not evidence enough. Two excerpts are
+fitted separately (the loudest 2 s, and the loudest 2 s that do not overlap it; the two
+halves of a shorter file), and each excerpt's settings are also tried on the other
+excerpt: SoX's settings are the same all through a file, so the right ones make *both*
+excerpts more predictable. The file is called overdriven when one of the two settings
+makes each excerpt at least :data:`MIN_RATIO` times more predictable, with a gain of at
+least :data:`MIN_GAIN_DB` and a colour in SoX's range (the search may go 10 beyond it
+on either side: a fit to something else, hard clipping for one, runs off to the edge),
+and, unless the two ratios' geometric mean reaches :data:`STRONG_RATIO`, the two fits
+agree on the settings (within :data:`AGREE_GAIN_DB` and :data:`AGREE_COLOUR`). Of the
+two settings the one with the larger product of ratios is used (the loudest excerpt's
+fit is usually the sharper one). Why both tests: a
+clean synthetic clip was made 2.5× and 2× more predictable by settings fitted on either
+excerpt (gain 15), yet the two fits disagreed by 10 dB; at high gains the clipper is
+saturated nearly all the time and the colour barely shows, so the two fits of a real
+overdrive may disagree on it (and then on the gain by a few dB) while each explains the
+other excerpt 10-1000× better than the input. A file too short for two excerpts of
+:data:`MIN_EXCERPT_SECONDS` needs a residual :data:`SINGLE_RATIO` times lower from its
+one fit instead. Clean audio, hard or soft
+clipping and tanh drive do not pass (tests/test_overdrive_inverse.py;
+``bench/bench_remove.py`` part "detection" measures it); ``fxnet remove`` also tries
+declipping first when the file has clip plateaus. This undoes SoX's overdrive and
+nothing else; other drives need a trained remover.
 
 Limits: samples where SoX's own output clip at ±1 cut the signal cannot be inverted
 exactly (they are rare: the dry half keeps y below 1 unless the input is near full
@@ -62,10 +71,13 @@ from fxnet.models.base import FxModel, Geometry
 ORDER = 32
 #: Seconds of the loudest part of the file the fit looks at.
 EXCERPT_SECONDS = 2.0
-#: Detection: the smallest gain and the least residual ratio (input / inverted) of each fit.
+#: Detection: the smallest gain, and the least residual ratio (input / inverted) the
+#: settings must reach on each of the two excerpts.
 MIN_GAIN_DB = 10.0
 MIN_RATIO = 1.3
-#: ... how closely the two excerpts' fits must agree (dB, colour units).
+#: ... and where the geometric mean of the two ratios is below STRONG_RATIO, the two
+#: excerpts' own fits must agree on the settings, within AGREE_GAIN_DB and AGREE_COLOUR.
+STRONG_RATIO = 4.0
 AGREE_GAIN_DB = 1.0
 AGREE_COLOUR = 8.0
 #: ... the shortest excerpt fitted; a file shorter than two gets one fit, which must
@@ -176,7 +188,8 @@ class OverdriveFit:
     residual_in: float  #: :func:`whiteness` of the input excerpt
     residual_out: float  #: ... of its inversion with the estimated settings
     detected: bool
-    #: the check on a second excerpt: its (gain_db, colour, ratio), or None (not run)
+    #: the second excerpt's own fit (gain_db, colour) and the residual ratio the chosen
+    #: settings reach there; None when it was not needed (or the file is too short)
     second: tuple[float, float, float] | None = None
 
     @property
@@ -242,12 +255,31 @@ def fit(audio: np.ndarray, sample_rate: int) -> OverdriveFit:
     one = _fit_excerpt(first)
     if second is None:
         return replace(one, detected=one.detected and one.ratio >= SINGLE_RATIO)
-    if not one.detected:
+    if one.ratio < MIN_RATIO or one.gain_db < MIN_GAIN_DB:  # nothing worth a second look
         return one
     two = _fit_excerpt(second)
-    agree = (two.detected and abs(two.gain_db - one.gain_db) <= AGREE_GAIN_DB
-             and abs(two.colour - one.colour) <= AGREE_COLOUR)
-    return replace(one, detected=bool(agree), second=(two.gain_db, two.colour, round(two.ratio, 4)))
+    best = None
+    for cand in (one, two):
+        if cand.gain_db < MIN_GAIN_DB or not -COLOUR_SLACK <= cand.colour <= 100.0 + COLOUR_SLACK:
+            continue
+        out_1 = one.residual_out if cand is one else _residual(first, cand.gain_db, cand.colour)
+        out_2 = two.residual_out if cand is two else _residual(second, cand.gain_db, cand.colour)
+        ratios = (one.residual_in / max(out_1, 1e-30), two.residual_in / max(out_2, 1e-30))
+        if best is None or ratios[0] * ratios[1] > best[1][0] * best[1][1]:
+            best = (cand, ratios, out_1)
+    if best is None:
+        return replace(one, detected=False, second=(two.gain_db, two.colour, 0.0))
+    cand, ratios, out_1 = best
+    agree = abs(one.gain_db - two.gain_db) <= AGREE_GAIN_DB and abs(one.colour - two.colour) <= AGREE_COLOUR
+    detected = min(ratios) >= MIN_RATIO and (agree or np.sqrt(ratios[0] * ratios[1]) >= STRONG_RATIO)
+    return OverdriveFit(cand.gain_db, cand.colour, one.residual_in, out_1, bool(detected),
+                        second=(two.gain_db, two.colour, round(ratios[1], 4)))
+
+
+def _residual(y: np.ndarray, gain_db: float, colour: float) -> float:
+    """:func:`whiteness` of the excerpt y inverted with these settings (10 if it diverges)."""
+    x = invert(np.asarray(y, dtype=np.float64), gain_db, colour)
+    return whiteness(x) if np.all(np.isfinite(x)) else 10.0
 
 
 def _fit_excerpt(y: np.ndarray) -> OverdriveFit:
@@ -264,8 +296,7 @@ def _fit_excerpt(y: np.ndarray) -> OverdriveFit:
         gain_db, colour = float(params[0]), float(params[1])
         if not (-1.0 <= gain_db <= 80.0 and -10.0 <= colour <= 110.0):
             return 10.0
-        x = invert(y, gain_db, colour)
-        return whiteness(x) if np.all(np.isfinite(x)) else 10.0
+        return _residual(y, gain_db, colour)
 
     grid = [(cost((gd, co)), gd, co) for gd in GAIN_GRID for co in COLOUR_GRID]
     best, gd, co = min(grid)
