@@ -143,3 +143,35 @@ def test_bad_input() -> None:
     with pytest.raises(UsageError):
         clip_masks(np.zeros((2, 10)), detect_clipping(np.zeros(10)))
     assert isinstance(detect_clipping(np.zeros(3)), ClipReport)
+
+
+def test_declip_max_clip_level_caps_the_level_the_network_sees(music: np.ndarray) -> None:
+    """With max_clip_level a window whose plateau is above it is scaled down to it before
+    the network and the correction scaled back: the same clipped audio at any level above
+    the cap gets the same restoration (scaled), reliable samples still pass, and clipped
+    ones only move outward."""
+    import torch
+
+    from fxnet.models.demucs import Demucs
+
+    torch.manual_seed(0)
+    net = Demucs(sample_rate=SR, channels=4, depth=2, lstm_layers=1, context=256, chunk=4096, clip_mask=True,
+                 max_clip_level=0.25).eval()
+    for p in net.decoder[-1][-1].parameters():  # not the identity: the last layer starts at zero
+        torch.nn.init.normal_(p, std=0.05)
+    y = clip_to_input_sdr(music[4, :4096], 6.0)
+    y = y / np.abs(y).max()  # plateau at 1.0, as in a clipped master
+    x = torch.from_numpy(y.astype(np.float32))[None, None]
+    with torch.no_grad():
+        outs = [net(x * g) / g for g in (0.5, 1.0)]
+    np.testing.assert_allclose(outs[0].numpy(), outs[1].numpy(), rtol=1e-4, atol=1e-6)
+    y = y[256:-256].astype(np.float32)  # the output drops the context on both sides
+    high = y >= y.max() * (1 - 1e-4)
+    out = outs[1].numpy()[0, 0]
+    assert np.all(out[high] >= y[high]) and np.any(out[high] > y[high] + 1e-4)
+    reliable = np.abs(y) < y.max() * 0.999
+    np.testing.assert_array_equal(out[reliable], y[reliable])
+    net.hparams["max_clip_level"] = 0.0  # without it, the network sees the level
+    with torch.no_grad():
+        plain = [net(x * g) / g for g in (0.5, 1.0)]
+    assert (plain[0] - plain[1]).abs().max() > 1e-4

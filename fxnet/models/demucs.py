@@ -20,6 +20,15 @@ Differences from Demucs v2, chosen for a streaming remover:
   (+1 clipped high, -1 low); only those samples change, and at inference the change is
   projected onto the clipping-consistent set (clipped-high samples can only go up),
   the constraint A-SPADE enforces. Reliable samples pass through exactly.
+  With ``max_clip_level`` > 0 a window whose peak (the plateau, where there is one) is
+  above that level is first scaled down to it, and the correction scaled back: the
+  network is not level-invariant, and a real clipped master has its plateau near
+  0 dBFS, above nearly all of the training material's. Measured with the bundled
+  declip on the 17 held-out clips clipped and normalised to -0.1 dBFS, median ΔSI-SDR
+  at 1 / 7 / 20 dB input SDR: without it +0.15 / +0.42 / +1.17 dB; capped at 0.5
+  +0.73 / +3.20 / +4.24; at 0.1 (shipped) +2.77 / +3.35 / +3.67. One fixed level for
+  every window (0.25, scaling up as well as down) cost 1.7 dB at 1 dB input SDR on
+  the unnormalised clips, whose plateaus sit low.
 - Otherwise a global residual: ``y = x + U(x)``. Distortion removal is a small correction of
   mostly-clean audio (at 20 dB input SDR 99 % of the energy is right already), and the
   decoder's last layer starts at zero, so an untrained model is the identity and
@@ -86,7 +95,7 @@ class Demucs(ContextModel):
 
     def __init__(self, *, sample_rate: int = 44100, knobs=(), channels: int = 8, growth: int = 2, depth: int = 5,
                  lstm_layers: int = 2, context: int = 8192, chunk: int = 1 << 18, overlap: int = 1024,
-                 residual: bool = True, clip_mask: bool = False):
+                 residual: bool = True, clip_mask: bool = False, max_clip_level: float = 0.0):
         multiple = _STRIDE**depth
         if depth < 1 or channels < 1 or growth < 1:
             raise ValueError("depth, channels and growth must be positive")
@@ -94,7 +103,7 @@ class Demucs(ContextModel):
             raise ValueError(f"context and chunk must be multiples of 4**depth = {multiple}")
         super().__init__(sample_rate=sample_rate, knobs=knobs, channels=channels, growth=growth, depth=depth,
                          lstm_layers=lstm_layers, context=context, chunk=chunk, overlap=overlap, residual=residual,
-                         clip_mask=clip_mask)
+                         clip_mask=clip_mask, max_clip_level=float(max_clip_level))
         widths = [2 if clip_mask else 1] + [channels * growth**i for i in range(depth)]
         self.encoder = nn.ModuleList()
         self.decoder = nn.ModuleList()
@@ -146,7 +155,13 @@ class Demucs(ContextModel):
         length = x.shape[-1]
         if self.hparams["clip_mask"]:
             signed = clipped_mask(x) * torch.sign(x)  # +1 clipped high, -1 clipped low, 0 reliable
-            y = self.padded(self.unet, torch.cat([x, signed], dim=1), length)
+            level = self.hparams.get("max_clip_level") or 0.0
+            if level > 0.0:  # a window whose peak (the plateau) is above the level: down to it, and back
+                peak = x.abs().amax(dim=-1, keepdim=True)
+                scale = torch.where(peak > level, level / peak.clamp_min(1e-30), torch.ones_like(peak))
+                y = self.padded(self.unet, torch.cat([x * scale, signed], dim=1), length) / scale
+            else:
+                y = self.padded(self.unet, torch.cat([x, signed], dim=1), length)
             if not self.training:  # project onto the clipping-consistent set, as A-SPADE does
                 y = signed * torch.relu(y * signed)
             y = x + y * signed.abs()  # only clipped samples change
