@@ -155,3 +155,22 @@ def test_remove_leaves_a_steady_tone_unchanged(tmp_path):
     a, _ = sf.read(src, dtype="int16")
     b, _ = sf.read(tmp_path / "out.wav", dtype="int16")
     np.testing.assert_array_equal(a, b)
+
+
+def test_auto_routes_sox_overdrive_with_its_own_output_clipping_to_the_inverse(piano):
+    """SoX clips its own output at ±1: a loud overdriven file has a few clip plateaus, yet
+    the overdrive is the damage. Sparse clipping still gets the overdrive check; heavy
+    hard clipping goes to declip."""
+    from fxnet.effects.clipping import clip_to_input_sdr
+    from fxnet.restore.detect import detect_clipping
+    from fxnet.restore.pipeline import INVERSE, SPARSE_CLIPPING, route
+
+    y = np.clip(sox_overdrive(piano * 2.5, 30.0, 20.0), -1.0, 1.0).astype(np.float32)  # 0.03 % clipped
+    scan = detect_clipping(y[None])
+    assert scan.clipped and scan.clipped_fraction < SPARSE_CLIPPING
+    name, f = route(y[None], SR, scan)
+    assert name == INVERSE and f.detected and abs(f.gain_db - 30.0) < 0.5
+    hard = clip_to_input_sdr(piano, 10.0)
+    scan = detect_clipping(hard[None])
+    assert scan.clipped_fraction > SPARSE_CLIPPING
+    assert route(hard[None], SR, scan)[0] == "declip"
