@@ -225,13 +225,10 @@ def detection(clips) -> dict:
     """How often the SoX-overdrive detector fires on SoX overdrive (the real sox) and on
     everything else (clean at two levels, hard clip, tanh and cubic soft clip), and the
     SI-SDR the inversion reaches on the positives (the price of a miss)."""
-    from fxnet.effects.clipping import clip_to_input_sdr, soft_clip_curve
+    from fxnet.effects.clipping import clip_to_input_sdr
+    from fxnet.effects.distortion import distortion
     from fxnet.metrics.basic import si_sdr
     from fxnet.restore.overdrive import fit, invert
-
-    def saturate(x, amount, curve):
-        theta = np.abs(x).max() * 10 ** (-24 * amount / 20)
-        return (theta * curve(x / theta)).astype(np.float32)
 
     found: dict[str, list[bool]] = {}
     inverted: dict[str, list[float]] = {}
@@ -244,15 +241,15 @@ def detection(clips) -> dict:
                      for g, c in DETECT_POSITIVES]
             cases += [("clean -6 dBFS", False, x), ("clean -0.1 dBFS", False, x * np.float32(10 ** (5.9 / 20))),
                       ("hard clip 15 dB SDR", False, clip_to_input_sdr(x, 15.0))]
-            cases += [(f"{label} {a:g}", False, saturate(x, a, curve)) for a in SATURATION_AMOUNTS
-                      for label, curve in (("tanh", np.tanh), ("soft clip", soft_clip_curve))]
+            cases += [(f"{label} {a:g}", False, distortion(x, SR, [kind / 3, a])) for a in SATURATION_AMOUNTS
+                      for label, kind in (("tanh", 2), ("soft clip", 1))]  # threshold 24·a dB below the peak
             for case, positive, y in cases:
                 f = fit(y[None], SR)
                 fits += 1
                 found.setdefault(case, []).append(f.detected)
                 if positive:
-                    inv = invert(y, f.gain_db, f.colour)
-                    inverted.setdefault(case, []).append(si_sdr(inv, x) if f.detected else si_sdr(y, x))
+                    routed = invert(y, f.gain_db, f.colour) if f.detected else y
+                    inverted.setdefault(case, []).append(si_sdr(routed, x))
     for case, hits in found.items():
         extra = f"  median SI-SDR as routed {median(inverted[case]):6.2f} dB" if case in inverted else ""
         print(f"{case:<24} detected {sum(hits):>2}/{len(hits)}{extra}", flush=True)

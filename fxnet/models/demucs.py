@@ -155,7 +155,7 @@ class Demucs(ContextModel):
         length = x.shape[-1]
         if self.hparams["clip_mask"]:
             signed = clipped_mask(x) * torch.sign(x)  # +1 clipped high, -1 clipped low, 0 reliable
-            level = self.hparams.get("max_clip_level") or 0.0
+            level = self.hparams["max_clip_level"]
             if level > 0.0:  # a window whose peak (the plateau) is above the level: down to it, and back
                 peak = x.abs().amax(dim=-1, keepdim=True)
                 scale = torch.where(peak > level, level / peak.clamp_min(1e-30), torch.ones_like(peak))
