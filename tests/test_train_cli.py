@@ -129,3 +129,60 @@ def test_bad_pair_is_refused_before_training(tmp_path, capsys):
     assert code == 2
     assert "wet/a.wav: sample rate 48000 Hz differs from dry file" in err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_init_fine_tunes_a_model_and_records_where_it_started(tmp_path, capsys):
+    base = tmp_path / "base.safetensors"
+    common = ["--synth", "hardclip", "--checkpoint-every", "2", "-q", "--segment", "1024", "--batch-size", "8",
+              "--threads", "1", "--synth-pool", "8", "--val-clips", "1"]
+    code, _, err = run(["profile", *common, "--arch", "fir", "--arch-config", "taps=16", "--steps", "4",
+                        "-o", base], capsys)
+    assert code == 0, err
+    tuned = tmp_path / "tuned.safetensors"
+    # no --arch: the architecture, its settings and the weights come from --init
+    code, _, err = run(["profile", *common, "--init", base, "--steps", "2", "--lr", "1e-3", "-o", tuned], capsys)
+    assert code == 0, err
+    info = read_header(tuned)
+    assert info.model_config["arch"] == "fir" and info.model_config["taps"] == 16
+    init = info.meta["training"]["init"]
+    assert init["model"] == str(base) and init["steps"] == 4 and len(init["sha256"]) == 64
+    before, after = _weights(base), _weights(tuned)
+    assert before.keys() == after.keys()
+    # the run continued from the base weights: two small steps move them a little, not back to a fresh init
+    fresh = tmp_path / "fresh.safetensors"
+    code, _, err = run(["profile", *common, "--arch", "fir", "--arch-config", "taps=16", "--steps", "2",
+                        "--lr", "1e-3", "--seed", "5", "-o", fresh], capsys)
+    assert code == 0, err
+    dist = lambda a, b: sum(float((a[k] - b[k]).norm()) for k in a)  # noqa: E731
+    assert dist(after, before) < 0.5 * dist(_weights(fresh), before)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--direction", "remove"], "is a model for 'apply', and this run trains --direction remove"),
+    (["--arch", "tcn"], "is a 'fir' model, not --arch tcn"),
+    (["--arch-config", "taps=32"], "does not fit its weights"),
+    (["--sample-rate", "22050"], "runs at 44100 Hz, not --sample-rate 22050"),
+])
+def test_init_mismatches_are_one_line_usage_errors(tmp_path, capsys, extra, message):
+    base = tmp_path / "base.safetensors"
+    code, _, err = run(["profile", "--synth", "hardclip", "-o", base, "--steps", "1", "-q", *FAST], capsys)
+    assert code == 0, err
+    code, _, err = run(["profile", "--synth", "hardclip", "--init", base, *extra, "-o", tmp_path / "t.safetensors",
+                        "--steps", "1", "-q", "--segment", "1024", "--threads", "1"], capsys)
+    assert code == 1, err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_with_another_effects_knobs_is_refused(tmp_path, capsys):
+    base = tmp_path / "base.safetensors"
+    code, _, err = run(["profile", "--synth", "hardclip", "-o", base, "--steps", "1", "-q", *FAST], capsys)
+    assert code == 0, err
+    code, _, err = run(["profile", "--synth", "comp4c", "--init", base, "-o", tmp_path / "t.safetensors",
+                        "--steps", "1", "-q", "--segment", "1024", "--threads", "1"], capsys)
+    assert code == 1 and "names and ranges must match" in err, err

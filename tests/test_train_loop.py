@@ -206,3 +206,25 @@ def test_training_summary_in_the_model_file(tmp_path):
     assert table[0]["physical"]["threshold"] == -30.0
     assert training["validation"]["esr"] == pytest.approx(np.mean([r["esr"] for r in table]))
     assert training["validation"]["verdict"] in ("great", "not bad", "might sound ok", "poor")
+
+
+def test_validation_esr_in_db_weighs_every_setting_alike():
+    from fxnet.train.loop import ValidationResult
+
+    res = ValidationResult(0.0, [{"esr": 1.0}, {"esr": 0.01}, {"esr": 0.001}])
+    assert res.esr_db == pytest.approx((0.0 - 20.0 - 30.0) / 3)
+
+
+@pytest.mark.parametrize("loss,selected", [("sdr", "esr_db"), ("sisdr+sdr", "esr_db"), ("esr+sdr", "esr")])
+def test_runs_with_a_loss_in_db_keep_the_best_mean_db_checkpoint(tmp_path, loss, selected):
+    res = profile(request(tmp_path, synth="tone", steps=8, checkpoint_every=1, lr=0.05, loss=loss))
+    training = res.training
+    assert training["selected_by"] == selected
+    history = training["history"]
+    key = "val_esr_db" if selected == "esr_db" else "val_esr"
+    assert res.best_step == min(history, key=lambda h: h[key])["step"]
+    best = next(h for h in history if h["step"] == res.best_step)
+    assert res.best_esr == pytest.approx(best["val_esr"])
+    if selected == "esr_db":
+        per = [row["esr"] for row in training["validation"]["per_setting"]]
+        assert best["val_esr_db"] == pytest.approx(np.mean(10 * np.log10(per)), abs=1e-6)

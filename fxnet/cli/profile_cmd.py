@@ -25,6 +25,8 @@ Examples:
 
   fxnet profile --synth hardclip --direction remove -o declip.safetensors --loss "sisdr+esr"
 
+  fxnet profile dry/ wet/ --init la2a -o my_la2a.safetensors --lr 3e-4 --seconds 600
+
 Wet files pair with dry files by name; knob values come from WET_DIR/knobs.csv
 (file,<knob>,...) or names like take1__0.3__0.7.wav. Interrupted runs continue with --resume.
 """
@@ -188,7 +190,8 @@ def profile(
         "Train on synthetic clips through this reference effect (see fxnet.effects) instead of folders."))] = None,
     direction: Annotated[str, typer.Option("--direction", help=(
         "apply: learn dry -> wet; remove: learn wet -> dry (a removal model)."))] = "apply",
-    arch: Annotated[str, typer.Option("--arch", help="Architecture (tcn, rnn, signaltrain, fir, gain...).")] = DEFAULT_ARCH,
+    arch: Annotated[Optional[str], typer.Option("--arch", help=(
+        f"Architecture (tcn, rnn, signaltrain, fir, gain...); default {DEFAULT_ARCH}, or --init's."))] = None,
     arch_config: Annotated[Optional[List[str]], typer.Option("--arch-config", help=(
         "KEY=VALUE hyper-parameter of the architecture, repeatable (e.g. channels=16)."))] = None,
     sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", min=1, help=(
@@ -227,6 +230,9 @@ def profile(
     synth_onsets: Annotated[float, typer.Option("--synth-onsets", min=0.0, max=1.0, help=(
         "Share of --synth examples silenced before a random point: file starts, for effects with long memory."))] = 0.0,
     val_clips: Annotated[int, typer.Option("--val-clips", min=1, help="Held-out --synth clips per knob setting.")] = 4,
+    init: Annotated[Optional[str], typer.Option("--init", help=(
+        "Start from this model's weights (a file, a name from `fxnet models`, or hf://...): fine-tune it. "
+        "Its architecture is kept; --arch-config may change settings that keep the weights' shapes."))] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the training saved in OUTPUT.state.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing OUTPUT.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")] = False,
@@ -248,7 +254,7 @@ def profile(
         arch_config=parse_arch_config(arch_config or []), sample_rate=sample_rate,
         knob_ranges=[parse_knob_range(k) for k in knob_range or []], max_lag_ms=max_lag_ms, split=split,
         allow_clipping=allow_clipping, families=_families(families), peak_dbfs=_peak_range(synth_peak_dbfs), pool_clips=synth_pool, onset_share=synth_onsets, val_clips=val_clips, threads=threads, config=cfg,
-        resume=resume, force=force, command=_command_line(ctx),
+        resume=resume, force=force, command=_command_line(ctx), init=init,
     )
     from fxnet.train.ddp import context_from_env
 

@@ -149,10 +149,22 @@ class TrainEvent:
     message: str = ""
 
 
+#: Losses measured in dB per example: a run whose every term is one of these keeps the
+#: weights with the best mean validation ESR *in dB* over the settings, so that each
+#: setting counts alike, as in the loss (the plain mean ESR is ruled by the worst setting).
+LOG_LOSSES = frozenset({"sdr", "sisdr"})
+
+
 @dataclass
 class ValidationResult:
     esr: float  #: mean over knob settings of each setting's ESR
     per_setting: list[dict[str, Any]]  #: [{"knobs": {name: normalised}, "physical": {...}, "esr": x}]
+
+    @property
+    def esr_db(self) -> float:
+        """Mean over settings of 10·log10(ESR), dB (lower is better)."""
+        values = [10.0 * math.log10(max(row["esr"], 1e-12)) for row in self.per_setting]
+        return float(np.mean(values)) if values else math.nan
 
     def to_dict(self) -> dict[str, Any]:
         return {"esr": self.esr, "verdict": verdict(self.esr), "per_setting": self.per_setting}
@@ -314,6 +326,9 @@ class Trainer:
         self.on_event = on_event if self.ctx.is_main else None
         self.loss_spec = cfg.loss if loss_fn is None else getattr(loss_fn, "spec", cfg.loss)
         self.loss_fn = loss_fn or parse_loss(cfg.loss)
+        names = getattr(self.loss_fn, "names", None)
+        #: "esr_db": keep the weights with the best mean per-setting ESR in dB (losses in dB); else "esr"
+        self.select_by = "esr_db" if names and set(names) <= LOG_LOSSES else "esr"
         self.local_batch = cfg.batch_size // self.ctx.world_size
         self.rng = np.random.default_rng(cfg.seed if data_seed is None else data_seed)
         self.model.to(self.device)
@@ -328,6 +343,7 @@ class Trainer:
         self.step = 0
         self.elapsed_before = 0.0
         self.best_esr = math.inf
+        self.best_score = math.inf  #: the selection criterion's value at best_step (see select_by)
         self.best_step = 0
         self.bad_validations = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
@@ -406,6 +422,7 @@ class Trainer:
             "step": self.step,
             "elapsed_seconds": self._elapsed(),
             "best_esr": self.best_esr if math.isfinite(self.best_esr) else None,
+            "best_score": self.best_score if math.isfinite(self.best_score) else None,
             "best_step": self.best_step,
             "bad_validations": self.bad_validations,
             "last_validated": self.last_validated,
@@ -463,6 +480,8 @@ class Trainer:
         self.step = int(meta["step"])
         self.elapsed_before = float(meta.get("elapsed_seconds", 0.0))
         self.best_esr = math.inf if meta.get("best_esr") is None else float(meta["best_esr"])
+        score = meta.get("best_score", meta.get("best_esr"))  # states before best_score: ESR selection
+        self.best_score = math.inf if score is None else float(score)
         self.best_step = int(meta.get("best_step", 0))
         self.bad_validations = int(meta.get("bad_validations", 0))
         self.last_validated = int(meta.get("last_validated", -1))
@@ -500,26 +519,29 @@ class Trainer:
     def _validate(self) -> bool:
         """Validate (rank 0, shared with all ranks); returns True when training should stop early."""
         result = None
-        esr = math.nan
+        esr = score = math.nan
         if self.ctx.is_main:
             result = evaluate(self.model, self.data.validation, self.data.knob_specs, device=self.device)
             esr = result.esr
+            score = result.esr_db if self.select_by == "esr_db" else esr
         esr = broadcast_float(esr, self.ctx, self.device)
+        score = broadcast_float(score, self.ctx, self.device)
         self.last_validated = self.step
         self.last_result = result
         self.history.append({"seconds": round(self._elapsed(), 3), "step": self.step, "val_esr": esr,
+                             **({"val_esr_db": score} if self.select_by == "esr_db" else {}),
                              "train_loss": self._loss_sum / self._loss_count if self._loss_count else None})
         self._loss_sum, self._loss_count = 0.0, 0
-        improved = esr < self.best_esr
+        improved = score < self.best_score
         if improved:
-            self.best_esr, self.best_step, self.bad_validations = esr, self.step, 0
+            self.best_esr, self.best_score, self.best_step, self.bad_validations = esr, score, self.step, 0
             if self.ctx.is_main:
                 self.best_weights = {k: v.detach().to("cpu").clone() for k, v in self.model.state_dict().items()}
                 self.best_result = result
         else:
             self.bad_validations += 1
         if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.sched.step(esr)
+            self.sched.step(score)
         self._emit("validation", val_esr=esr)
         return self.cfg.patience is not None and self.bad_validations >= self.cfg.patience
 
@@ -570,6 +592,7 @@ class Trainer:
             "seed": cfg.seed,
             "polarity_flip": cfg.polarity_flip,
             "best_step": self.best_step,
+            "selected_by": self.select_by,
             "validation": result.to_dict() if result else None,
             "history": self.history,
         })

@@ -33,7 +33,7 @@ class ProfileRequest:
     wet_dir: Path | None = None
     synth: str | None = None
     direction: Direction = "apply"
-    arch: str = DEFAULT_ARCH
+    arch: str | None = None  #: None: DEFAULT_ARCH, or the --init model's architecture
     arch_config: dict[str, Any] = field(default_factory=dict)
     sample_rate: int | None = None
     knob_ranges: Sequence[KnobSpec] = ()
@@ -50,6 +50,7 @@ class ProfileRequest:
     resume: bool = False
     force: bool = False
     command: str = ""
+    init: str | None = None  #: model (file, registry name or hf:// spec) whose weights start the run
 
 
 def parse_arch_config(items: Sequence[str]) -> dict[str, Any]:
@@ -89,6 +90,34 @@ def build_model(arch: str, *, sample_rate: int, knobs: Sequence[KnobSpec], arch_
         raise UsageError(f"--arch-config: {e}") from None
     except ValueError as e:
         raise UsageError(f"--arch-config: {e}") from None
+
+
+def load_init(spec: str, *, direction: str, arch: str | None, arch_config: dict[str, Any]):
+    """The model named by ``--init``, as the start of a new run: its architecture and
+    hyper-parameters, ``arch_config`` entries overriding them (only those that keep the
+    weights' shapes, e.g. declip's ``max_clip_level``), and its weights. Returns
+    ``(model, meta)`` with ``meta`` describing where the weights came from."""
+    from fxnet.checkpoint import load_model
+    from fxnet.models import build
+    from fxnet.registry import file_sha256, resolve_model
+
+    path = resolve_model(spec)
+    base, info = load_model(path)
+    if info.task != direction:
+        raise UsageError(f"--init {spec}: is a model for '{info.task}', and this run trains --direction {direction}")
+    config = base.config()
+    if arch is not None and arch != config["arch"]:
+        raise UsageError(f"--init {spec}: is a '{config['arch']}' model, not --arch {arch}")
+    config.update(arch_config)
+    try:
+        model = build(config)
+        model.load_state_dict(base.state_dict(), strict=True)
+    except (CheckpointError, ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise UsageError(f"--init {spec}: --arch-config {arch_config} does not fit its weights ({first})") from None
+    meta = {"model": spec, "file": path.name, "sha256": file_sha256(path), "name": info.meta.get("name"),
+            "steps": (info.meta.get("training") or {}).get("steps")}
+    return model.train(), meta
 
 
 class KnobFree:
@@ -133,6 +162,13 @@ def profile(
         if output.exists() and not req.force:
             raise OutputError("exists; pass --force to overwrite it or --resume to continue its training",
                               path=output)
+    init_model = init_meta = None
+    if req.init is not None:
+        init_model, init_meta = load_init(req.init, direction=req.direction, arch=req.arch,
+                                          arch_config=req.arch_config)
+        if req.sample_rate is not None and req.sample_rate != init_model.sample_rate:
+            raise UsageError(f"--init {req.init}: runs at {init_model.sample_rate} Hz, not --sample-rate "
+                             f"{req.sample_rate}")
     ctx = ddp.context_from_env()
     device = ddp.device_for(ctx, cfg.device)
     threads_before = torch.get_num_threads()
@@ -145,17 +181,27 @@ def profile(
             if req.knob_ranges:
                 raise UsageError("--knob-range is for recorded data; --synth takes the effect's knob ranges")
             specs = get_effect(req.synth).knobs
-            sample_rate = req.sample_rate or SYNTH_SAMPLE_RATE
+            sample_rate = req.sample_rate or (init_model.sample_rate if init_model else SYNTH_SAMPLE_RATE)
             pairs = None
         else:
             found, specs = discover_pairs(req.dry_dir, req.wet_dir, ranges=req.knob_ranges)
-            pairs, sample_rate = load_pairs(found, sample_rate=req.sample_rate, max_lag_ms=req.max_lag_ms,
+            pairs, sample_rate = load_pairs(found, sample_rate=req.sample_rate or (init_model.sample_rate if
+                                                                                  init_model else None),
+                                            max_lag_ms=req.max_lag_ms,
                                             allow_clipping=req.allow_clipping)
         # A remover is not told how the audio was distorted: it takes no knobs, and the
         # effect's knobs only group its validation settings.
         model_specs = () if req.direction == "remove" else specs
-        model = build_model(req.arch, sample_rate=sample_rate, knobs=model_specs, arch_config=req.arch_config,
-                            seed=cfg.seed)
+        if init_model is None:
+            model = build_model(req.arch or DEFAULT_ARCH, sample_rate=sample_rate, knobs=model_specs,
+                                arch_config=req.arch_config, seed=cfg.seed)
+        else:
+            have = [k.to_dict() for k in init_model.knob_specs]
+            want = [k.to_dict() for k in model_specs]
+            if have != want:
+                raise UsageError(f"--init {req.init}: its knobs {have or 'none'} differ from this data's "
+                                 f"{want or 'none'} (names and ranges must match)")
+            model = init_model
         layout = CropLayout.from_geometry(model.geometry, cfg.segment)
         data_seed = _derive_seed(cfg.seed, ctx.rank)
         if pairs is None:
@@ -173,6 +219,8 @@ def profile(
             on_data(data)
         meta = {"data": data.summary(), "direction": req.direction, "command": req.command,
                 "arch_config": req.arch_config}
+        if init_meta is not None:
+            meta["init"] = init_meta
         return train(model, data, cfg, output=output, task=req.direction, meta=meta, resume=req.resume,
                      data_seed=data_seed, ctx=ctx, device=device, on_event=on_event, loss_fn=loss_fn)
     finally:
