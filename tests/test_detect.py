@@ -175,3 +175,21 @@ def test_declip_max_clip_level_caps_the_level_the_network_sees(music: np.ndarray
     with torch.no_grad():
         plain = [net(x * g) / g for g in (0.5, 1.0)]
     assert (plain[0] - plain[1]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("signal", ["clipped16", "coarse", "edge"])
+def test_float32_audio_is_scanned_as_its_float64_values(signal):
+    # The scan reads float32 files without a float64 copy; thresholds stay float64, so
+    # the report equals the float64 one exactly (NumPy 2 would round a plain Python
+    # float threshold to float32 and move samples across it).
+    rng = np.random.default_rng(3)
+    if signal == "clipped16":
+        x = np.clip(0.5 * rng.standard_normal((2, 200_000)), -0.6, 0.45)
+        x = np.round(x / 0.6 * 32767) / 32768 * 0.98  # 16-bit codes, then a gain
+    elif signal == "coarse":  # few distinct values: the comparison band reaches below the top quarter
+        x = rng.choice([-1.0, -0.3, 0.0, 0.3, 0.7, 1.0], size=(1, 5000))
+    else:  # samples at float32(0.9999): below the plateau's edge 1 - 1e-4 in float64, on it in float32
+        x = np.concatenate([0.5 * rng.standard_normal(5000).clip(-1.5, 1.5), np.ones(40),
+                            np.full(5, np.float32(0.9999))])[None]
+    x32 = x.astype(np.float32)
+    assert detect_clipping(x32) == detect_clipping(x32.astype(np.float64))

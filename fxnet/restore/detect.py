@@ -84,37 +84,53 @@ class ClipReport:
 
 
 def _rows(x: np.ndarray) -> np.ndarray:
+    """(channels, samples) float32 or float64, as given: a 10-minute stereo file is not
+    copied to float64 (424 MB). Thresholds are compared as float64 scalars, so float32
+    samples compare exactly as their float64 values would."""
     a = np.asarray(x)
     if a.ndim not in (1, 2):
         raise UsageError(f"clipping detection needs (samples,) or (channels, samples) audio, got shape {a.shape}")
-    a = np.atleast_2d(a).astype(np.float64, copy=False)
-    if not np.all(np.isfinite(a)):
+    a = np.atleast_2d(a)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    if not np.isfinite(a).all():
         raise UsageError("clipping detection: the audio holds NaN or Inf")
     return a
 
 
-def _quantum(row: np.ndarray, peak: float) -> float:
+def _f64(v: float) -> np.float64:
+    """A threshold for comparisons with float32 samples: a plain Python float would be
+    rounded to float32 first (NumPy 2 promotion), a float64 scalar is not."""
+    return np.float64(v)
+
+
+def _quantum(values: np.ndarray, peak: float) -> float:
     """Smallest positive spacing between distinct sample values in the top quarter of
     the range: the quantisation step of integer-coded audio (1/32768 times any gain),
-    negligible for float audio."""
-    top = np.unique(row[row >= 0.75 * peak])
+    negligible for float audio. ``values`` is one side's samples, oriented so that the
+    side's extreme is their maximum."""
+    top = np.unique(values[values >= _f64(0.75 * peak)]).astype(np.float64)
     steps = np.diff(top)
     return float(steps.min()) if steps.size else 0.0
 
 
-def _side_levels(rows: np.ndarray, tolerance: float) -> np.ndarray:
-    """Clipping level magnitude of one side per row (inf where not clipped); rows are
-    oriented so that the side's extreme is their maximum."""
+def _side_levels(rows: np.ndarray, tolerance: float, sign: int) -> np.ndarray:
+    """Clipping level magnitude of one side per row (inf where not clipped): the high
+    side for ``sign`` +1, the low side for -1."""
     levels = np.full(rows.shape[0], np.inf)
     for i, row in enumerate(rows):  # a few channels; each step is vectorised
-        peak = float(row.max())
+        peak = float(row.max()) if sign > 0 else -float(row.min())
         if peak <= 0.0:
             continue
         band = tolerance * peak
         # The comparison band is at least one quantisation step wide, or a smooth peak
         # of integer-coded audio would show an empty band below its top code value.
-        width = max(band, _quantum(row, peak))
-        gap = peak - row[row >= peak - band - width]  # one pass; only the samples near the peak
+        near_peak = row >= _f64(0.75 * peak) if sign > 0 else row <= _f64(-0.75 * peak)
+        top_quarter = sign * row[near_peak]  # small: only the loudest samples
+        width = max(band, _quantum(top_quarter, peak))
+        if peak - band - width < 0.75 * peak:  # a coarse quantum: the band reaches below the top quarter
+            top_quarter = sign * row.astype(np.float64)
+        gap = peak - top_quarter[top_quarter >= _f64(peak - band - width)].astype(np.float64)
         top = int(np.count_nonzero(gap <= band))
         if top < MIN_CLIPPED_SAMPLES:
             continue
@@ -136,13 +152,18 @@ def detect_clipping(x: np.ndarray, *, tolerance: float = DEFAULT_TOLERANCE) -> C
     total = int(rows.size)
     if rows.shape[-1] == 0:
         return ClipReport(0.0, 0.0, 0, 0, False, (), (), tolerance)
-    high = _side_levels(rows, tolerance)
-    low = _side_levels(-rows, tolerance)
+    high = _side_levels(rows, tolerance, +1)
+    low = _side_levels(rows, tolerance, -1)
     detected = np.concatenate([high[np.isfinite(high)], low[np.isfinite(low)]])
     high_t, low_t = tuple(map(float, high)), tuple(map(float, low))
-    _, hi_mask, lo_mask = _masks(rows, high, low, tolerance)
-    count = int(hi_mask.sum() + lo_mask.sum())
-    threshold = float(detected.max()) if detected.size else float(np.abs(rows).max())
+    count = 0
+    for row, hi, lo in zip(rows, high, low):  # the masks' counts, without the masks
+        if np.isfinite(hi):
+            count += int(np.count_nonzero(row >= _f64(hi * (1.0 - tolerance))))
+        if np.isfinite(lo):
+            count += int(np.count_nonzero(row <= _f64(-lo * (1.0 - tolerance))))
+    peak = max(float(rows.max()), -float(rows.min()))
+    threshold = float(detected.max()) if detected.size else peak
     return ClipReport(
         threshold=threshold,
         clipped_fraction=count / total if total else 0.0,

@@ -92,51 +92,60 @@ GAIN_GRID = np.arange(0.0, 60.01, 5.0)
 COLOUR_GRID = np.arange(0.0, 100.01, 25.0)
 
 
+@njit(cache=True, nogil=True)
+def _invert_row(y, g, c, out):  # pragma: no cover - compiled
+    """One channel: y (n,) -> out (n,), gain g (linear) and offset c = colour / 200."""
+    n = y.shape[0]
+    a1 = DRY / g + WET  # r = DRY (d - c) / g + WET (d - d^3/3) as a cubic in d
+    s_prev = 0.0
+    w_prev = 0.0
+    d_prev = 0.0
+    for i in range(n):
+        r = y[i] - WET * (POLE * w_prev - s_prev)
+        x_low = (r + WET * 2.0 / 3.0) / DRY  # if saturated low: r = DRY x - WET 2/3
+        x_high = (r - WET * 2.0 / 3.0) / DRY
+        if g * x_low + c <= -1.0:
+            x = x_low
+            s = -2.0 / 3.0
+        elif g * x_high + c >= 1.0:
+            x = x_high
+            s = 2.0 / 3.0
+        else:  # h(d) = -WET d^3/3 + a1 d - DRY c / g - r = 0, increasing on [-1, 1]
+            a0 = -DRY * c / g - r
+            lo = -1.0
+            hi = 1.0
+            d = min(max(d_prev, -1.0), 1.0)  # the last sample's root: a close start
+            # Newton, bisecting whenever a step would leave the bracket [lo, hi]: 3.3
+            # steps a sample on a 30 dB mix. (Stopping at 1e-15 and bisecting on an
+            # exact root, as this did before, took 17.6: 5x slower, same result to 1e-14.)
+            for _ in range(60):
+                dd = d * d
+                h = -WET * dd * d / 3.0 + a1 * d + a0
+                if h > 0.0:
+                    hi = d
+                elif h < 0.0:
+                    lo = d
+                else:
+                    break
+                nd = d - h / (a1 - WET * dd)
+                if not lo < nd < hi:
+                    nd = 0.5 * (lo + hi)
+                if abs(nd - d) <= 1e-13:
+                    d = nd
+                    break
+                d = nd
+            d_prev = d
+            x = (d - c) / g
+            s = d - d * d * d / 3.0
+        w_prev = s - s_prev + POLE * w_prev
+        s_prev = s
+        out[i] = x
+
+
 @njit(cache=True, parallel=True)
 def _invert_rows(y, gain, offset, out):  # pragma: no cover - compiled
-    rows, n = y.shape
-    for row in prange(rows):  # channels in parallel; each is one recursion
-        g = gain[row]
-        c = offset[row]
-        a1 = DRY / g + WET  # r = DRY (d - c) / g + WET (d - d^3/3) as a cubic in d
-        s_prev = 0.0
-        w_prev = 0.0
-        d_prev = 0.0
-        for i in range(n):
-            r = y[row, i] - WET * (POLE * w_prev - s_prev)
-            x_low = (r + WET * 2.0 / 3.0) / DRY  # if saturated low: r = DRY x - WET 2/3
-            x_high = (r - WET * 2.0 / 3.0) / DRY
-            if g * x_low + c <= -1.0:
-                x = x_low
-                s = -2.0 / 3.0
-            elif g * x_high + c >= 1.0:
-                x = x_high
-                s = 2.0 / 3.0
-            else:  # h(d) = -WET d^3/3 + a1 d - DRY c / g - r = 0, increasing on [-1, 1]
-                a0 = -DRY * c / g - r
-                lo = -1.0
-                hi = 1.0
-                d = min(max(d_prev, -1.0), 1.0)  # the last sample's root: a close start
-                for _ in range(60):  # Newton, with bisection whenever it would leave [lo, hi]
-                    h = -WET * d * d * d / 3.0 + a1 * d + a0
-                    if h > 0.0:
-                        hi = d
-                    else:
-                        lo = d
-                    step = h / (a1 - WET * d * d)
-                    nd = d - step
-                    if nd <= lo or nd >= hi:
-                        nd = 0.5 * (lo + hi)
-                    if abs(nd - d) < 1e-15 or hi - lo < 1e-15:
-                        d = nd
-                        break
-                    d = nd
-                d_prev = d
-                x = (d - c) / g
-                s = d - d * d * d / 3.0
-            w_prev = s - s_prev + POLE * w_prev
-            s_prev = s
-            out[row, i] = x
+    for row in prange(y.shape[0]):  # channels in parallel; each is one recursion
+        _invert_row(y[row], gain[row], offset[row], out[row])
 
 
 def invert(y: np.ndarray, gain_db: float, colour: float) -> np.ndarray:
@@ -150,18 +159,27 @@ def invert(y: np.ndarray, gain_db: float, colour: float) -> np.ndarray:
     rows = np.ascontiguousarray(arr.reshape(-1, arr.shape[-1]), dtype=dtype)
     out = np.empty_like(rows)
     k = rows.shape[0]
-    _invert_rows(rows, np.full(k, 10.0 ** (gain_db / 20.0)), np.full(k, colour / 200.0), out)
+    if k == 1:  # an excerpt in the fit: no thread-pool round trip (and no GIL held)
+        _invert_row(rows[0], 10.0 ** (gain_db / 20.0), colour / 200.0, out[0])
+    else:
+        _invert_rows(rows, np.full(k, 10.0 ** (gain_db / 20.0)), np.full(k, colour / 200.0), out)
     return out.reshape(np.shape(y))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _autocorrelation(v, order, out):  # pragma: no cover - compiled
+    # One pass over v with the order + 1 lags as independent accumulators, so that the
+    # inner loop vectorises: 3x faster than one pass per lag (per-lag sums agree to ~1e-15).
     n = v.shape[0]
-    for k in range(order + 1):
-        acc = 0.0
-        for i in range(k, n):
-            acc += v[i] * v[i - k]
-        out[k] = acc
+    acc = np.zeros(order + 1)
+    for i in range(min(order, n)):
+        for k in range(i + 1):
+            acc[k] += v[i] * v[i - k]
+    for i in range(order, n):
+        vi = v[i]
+        for k in range(order + 1):
+            acc[k] += vi * v[i - k]
+    out[:] = acc
 
 
 def whiteness(x: np.ndarray, order: int = ORDER) -> float:
@@ -202,21 +220,48 @@ class OverdriveFit:
         return d
 
 
+@njit(cache=True, nogil=True)
+def _prefix_energy(x, positions, out):  # pragma: no cover - compiled
+    """out[j] = Σ x[:positions[j]]² in float64, for ascending positions: one pass, no
+    float64 copy of x."""
+    acc = 0.0
+    i = 0
+    for j in range(positions.shape[0]):
+        p = positions[j]
+        while i < p:
+            v = np.float64(x[i])
+            acc += v * v
+            i += 1
+        out[j] = acc
+
+
+def _energy_at(x: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Σ x[:p]² for each p of ``positions`` (any order), float64."""
+    positions = np.asarray(positions, dtype=np.int64)
+    order = np.argsort(positions, kind="stable")
+    sorted_energy = np.empty(positions.size)
+    _prefix_energy(np.ascontiguousarray(x), positions[order], sorted_energy)
+    out = np.empty(positions.size)
+    out[order] = sorted_energy
+    return out
+
+
 def _loudest_start(x: np.ndarray, length: int, hop: int, allowed=None) -> int | None:
     """Start of the loudest ``length`` samples of x (1-D) on a ``hop`` grid, among the
     starts where ``allowed(start)`` holds; None if there is none."""
-    energy = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
     starts = np.unique(np.r_[np.arange(0, x.shape[0] - length + 1, hop), x.shape[0] - length])
     if allowed is not None:
         starts = starts[allowed(starts)]
     if starts.size == 0:
         return None
-    return int(starts[np.argmax(energy[starts + length] - energy[starts])])
+    energy = _energy_at(x, np.r_[starts + length, starts])
+    return int(starts[np.argmax(energy[: starts.size] - energy[starts.size :])])
 
 
 def _loudest_channel(audio: np.ndarray) -> np.ndarray:
     audio = np.atleast_2d(audio)
-    return audio[int(np.argmax(np.square(audio, dtype=np.float64).sum(-1)))]
+    energy = [_energy_at(row, np.array([row.shape[0]]))[0] for row in audio]
+    return audio[int(np.argmax(energy))]
 
 
 def loudest_excerpt(audio: np.ndarray, sample_rate: int, seconds: float = EXCERPT_SECONDS) -> np.ndarray:
