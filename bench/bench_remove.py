@@ -165,6 +165,8 @@ def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: list[str] | No
                 out_a = aspade(y)
                 times["aspade"] += time.perf_counter() - t
                 rows["aspade"].setdefault(sdr, []).append(si_sdr(out_a, x) - base)
+                print(f"  {name} at {sdr} dB: declip {rows['declip'][sdr][-1]:+.2f}, A-SPADE "
+                      f"{rows['aspade'][sdr][-1]:+.2f} ({time.perf_counter() - t:.0f} s)", flush=True)
         line = "  ".join(f"{m} {median(v[sdr]):+6.2f}" for m, v in rows.items() if sdr in v)
         print(f"input SDR {sdr:>2} dB  median ΔSI-SDR  {line}", flush=True)
     if aspade_on and aspade_clips:

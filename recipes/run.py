@@ -27,14 +27,25 @@ def main() -> None:
     ap.add_argument("--install", action="store_true", help="copy into fxnet/weights and update pretrained.toml")
     ap.add_argument("extra", nargs="*", help="extra fxnet profile arguments (e.g. --seconds 60)")
     args = ap.parse_args()
-    recipe = tomllib.loads((HERE / f"{args.name}.toml").read_text())
-    out = Path(args.output or HERE / "out" / f"{args.name}.safetensors")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "fxnet", "profile", *recipe["args"], *args.extra, "-o", str(out), "--force"]
-    print("+", shlex.join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    out = train(args.name, args.output, args.extra)
     if args.install:
         install(args.name, out)
+
+
+def train(name: str, output: str | None = None, extra: list[str] = ()) -> Path:
+    """Run recipe ``name`` (after the recipes it ``requires``, when their outputs are
+    missing); returns the model file. ``{out}`` in a recipe's args is recipes/out."""
+    recipe = tomllib.loads((HERE / f"{name}.toml").read_text())
+    for needed in recipe.get("requires", []):
+        if not (HERE / "out" / f"{needed}.safetensors").is_file():
+            train(needed)
+    out = Path(output or HERE / "out" / f"{name}.safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recipe_args = [a.replace("{out}", str(HERE / "out")) for a in recipe["args"]]
+    cmd = [sys.executable, "-m", "fxnet", "profile", *recipe_args, *extra, "-o", str(out), "--force"]
+    print("+", shlex.join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    return out
 
 
 def install(name: str, model: Path) -> None:
