@@ -136,7 +136,8 @@ def aspade_selection(clips, spec: str | None) -> list[str] | None:
     return chosen
 
 
-def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: list[str] | None = None, sdrs=SDRS) -> dict:
+def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: list[str] | None = None, sdrs=SDRS,
+                 master_dbfs: float | None = None) -> dict:
     from fxnet.effects.clipping import clip_to_input_sdr
     from fxnet.metrics.basic import si_sdr
     from fxnet.restore.aspade import aspade
@@ -147,6 +148,8 @@ def declip_sweep(clips, models, *, aspade_on: bool, aspade_clips: list[str] | No
     for sdr in sdrs:
         for name, x in clips:
             y = clip_to_input_sdr(x, float(sdr))
+            if master_dbfs is not None:  # clipped, then normalised: a loud master's plateau sits at the top
+                y = (y * (10 ** (master_dbfs / 20) / np.abs(y).max())).astype(np.float32)
             base = si_sdr(y, x)
             t = time.perf_counter()
             out = run_model(models["declip"], y)
@@ -339,6 +342,8 @@ def main() -> None:
     ap.add_argument("--aspade-clips", help="run A-SPADE on N clips spread over the list, or on the named clips "
                     "(comma list): it is slow")
     ap.add_argument("--sdrs", default=",".join(map(str, SDRS)), help="input SDRs of the declipping sweep")
+    ap.add_argument("--master-dbfs", type=float, help="declip sweep: normalise each clipped clip to this peak "
+                    "(e.g. -0.1, a loud master) before removal")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: declip,overdrive,detection,speed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ratio-seconds", type=float, default=10.0, help="length of the remover-vs-A-SPADE file")
@@ -364,7 +369,8 @@ def main() -> None:
     if "declip" not in skip:
         results["declip"] = declip_sweep(clips, models, aspade_on=not args.no_aspade,
                                          aspade_clips=aspade_selection(clips, args.aspade_clips),
-                                         sdrs=[int(v) for v in args.sdrs.split(",")])
+                                         sdrs=[int(v) for v in args.sdrs.split(",")], master_dbfs=args.master_dbfs)
+        results["declip"]["master_dbfs"] = args.master_dbfs
     if "overdrive" not in skip:
         results["overdrive"] = deoverdrive(clips, models)
     if "detection" not in skip:
