@@ -169,7 +169,8 @@ def invert(y: np.ndarray, gain_db: float, colour: float) -> np.ndarray:
 @njit(cache=True, fastmath=True, nogil=True)
 def _autocorrelation(v, order, out):  # pragma: no cover - compiled
     # One pass over v with the order + 1 lags as independent accumulators, so that the
-    # inner loop vectorises: 3x faster than one pass per lag (per-lag sums agree to ~1e-15).
+    # inner loop vectorises: 1.7x faster than one pass per lag (1.9 vs 3.1 ms on a 2-s
+    # excerpt, measured under load; per-lag sums agree to ~1e-15).
     n = v.shape[0]
     acc = np.zeros(order + 1)
     for i in range(min(order, n)):
