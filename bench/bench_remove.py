@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -262,30 +263,43 @@ def detection(clips) -> dict:
             "si_sdr_as_routed": inverted, "seconds_per_fit": (time.perf_counter() - t0) / max(fits, 1)}
 
 
+def run_fxnet(args: list[str]) -> tuple[str, float, float]:
+    """Run ``python -m fxnet ARGS`` from the checkout; returns (stdout, wall seconds, peak
+    RSS in MB of that process alone, from wait4)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "fxnet", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"fxnet {' '.join(args)} exited with {proc.returncode}")
+    return stdout, wall, usage.ru_maxrss / 1024.0
+
+
 def speed(quick: bool, ratio_seconds: float = 10.0) -> dict:
     from fxnet.effects.clipping import clip_to_input_sdr
-    from fxnet.process import FileProcessor, ProcessOptions
+    from fxnet.process import ProcessOptions
     from fxnet.restore.pipeline import Remover
     from fxnet.synth import generate
 
     minutes = 1.0 if quick else 10.0
+    n = int(minutes * 60 * SR)
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = generate(4, 30 * SR, SR, seed=4242, families=["chord", "drums", "bass", "string"])
-        stereo = np.stack([clip_to_input_sdr(base[:2].reshape(-1), 8.0), clip_to_input_sdr(base[2:].reshape(-1), 8.0)])
-        long = np.tile(stereo, (1, int(np.ceil(minutes * 60 / 60))))[:, : int(minutes * 60 * SR)]
+        music = np.stack([base[:2].reshape(-1), base[2:].reshape(-1)])  # one minute of stereo
+        stereo = np.stack([clip_to_input_sdr(row, 8.0) for row in music])
+        long = np.tile(stereo, (1, int(np.ceil(minutes))))[:, :n]
         src = tmp / "long.wav"
         sf.write(src, (long / np.abs(long).max() * 0.95).T, SR, subtype="PCM_16")
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "fxnet", "remove", str(src), "-o", str(tmp / "long.clean.wav"), "-q"],
-                       check=True, cwd=ROOT)
-        wall = time.perf_counter() - t
+        _, wall, peak = run_fxnet(["remove", str(src), "-o", str(tmp / "long.clean.wav"), "-q"])
         out["long"] = {"audio_seconds": minutes * 60, "channels": 2, "wall_seconds": wall,
-                       "x_realtime": minutes * 60 / wall}
+                       "x_realtime": minutes * 60 / wall, "peak_rss_mb": peak}
         print(f"fxnet remove, {minutes:g}-min 44.1 kHz stereo 16-bit, end to end: {wall:.1f} s "
-              f"= {minutes * 60 / wall:.0f}x real time", flush=True)
-        out["long_overdrive"] = overdrive_speed(long, tmp, minutes)
+              f"= {minutes * 60 / wall:.0f}x real time, peak RSS {peak:.0f} MB", flush=True)
+        out["long_overdrive"] = overdrive_speed(np.tile(music, (1, int(np.ceil(minutes))))[:, :n], tmp, minutes)
         short = tmp / "short.wav"
         part = stereo[:, int(10 * SR) : int((10 + ratio_seconds) * SR)]
         sf.write(short, (part / np.abs(part).max() * 0.95).T, SR, subtype="PCM_16")
@@ -304,35 +318,29 @@ def speed(quick: bool, ratio_seconds: float = 10.0) -> dict:
     return out
 
 
-def overdrive_speed(clipped_mix: np.ndarray, tmp: Path, minutes: float) -> dict:
-    """``fxnet remove`` end to end on the same music through the real ``sox overdrive 30
-    20`` instead of clipping: scan, SoX-overdrive fit, exact inversion (one run)."""
+def overdrive_speed(music: np.ndarray, tmp: Path, minutes: float) -> dict:
+    """``fxnet remove`` end to end on ``music`` (the speed file's music before clipping)
+    at -6 dBFS through the real ``sox overdrive 30 20``: scan, SoX-overdrive fit, exact
+    inversion (one run)."""
     from fxnet.metrics.basic import si_sdr
-    from fxnet.synth import generate
 
-    base = generate(4, 30 * SR, SR, seed=4242, families=["chord", "drums", "bass", "string"])
-    dry = np.stack([base[:2].reshape(-1), base[2:].reshape(-1)])
-    dry = np.tile(dry, (1, int(np.ceil(minutes))))[:, : clipped_mix.shape[1]]
-    dry = (dry / np.abs(dry).max() * 10 ** (-6 / 20)).astype(np.float32)
+    dry = (music / np.abs(music).max() * 10 ** (-6 / 20)).astype(np.float32)
     src, wet = tmp / "od_dry.wav", tmp / "od_wet.wav"
     sf.write(src, dry.T, SR, subtype="FLOAT")
     subprocess.run(["sox", "-V1", str(src), "-b", "16", str(wet), "overdrive", "30", "20"], check=True,
                    capture_output=True)
     clean = tmp / "od_clean.wav"
-    t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "fxnet", "remove", str(wet), "-o", str(clean), "--json", "-q"],
-                          check=True, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    used = json.loads(done.stdout)["files"][0]["extra"]["model"]
+    stdout, wall, peak = run_fxnet(["remove", str(wet), "-o", str(clean), "--json", "-q"])
+    used = json.loads(stdout)["files"][0]["extra"]["model"]
     y, _ = sf.read(wet, dtype="float32")
     x, _ = sf.read(clean, dtype="float32")
     before = float(np.median([si_sdr(y[:, c], dry[c]) for c in range(2)]))
     after = float(np.median([si_sdr(x[:, c], dry[c]) for c in range(2)]))
     print(f"fxnet remove, {minutes:g}-min 44.1 kHz stereo 16-bit through sox overdrive 30 20, end to end: "
-          f"{wall:.1f} s = {minutes * 60 / wall:.0f}x real time; {used}; SI-SDR {before:.1f} -> {after:.1f} dB",
-          flush=True)
+          f"{wall:.1f} s = {minutes * 60 / wall:.0f}x real time, peak RSS {peak:.0f} MB; {used}; "
+          f"SI-SDR {before:.1f} -> {after:.1f} dB", flush=True)
     return {"audio_seconds": minutes * 60, "channels": 2, "wall_seconds": wall, "x_realtime": minutes * 60 / wall,
-            "model": used, "si_sdr_in": before, "si_sdr_out": after}
+            "peak_rss_mb": peak, "model": used, "si_sdr_in": before, "si_sdr_out": after}
 
 
 def main() -> None:

@@ -56,9 +56,6 @@ def install(name: str, model: Path) -> None:
     recipe = tomllib.loads((HERE / f"{name}.toml").read_text())
     target = ROOT / "fxnet" / "weights" / f"{name}.safetensors"
     net, info = load_model(model)
-    # Inference-time settings the recipe fixes on top of the trained weights (e.g.
-    # declip's max_clip_level): hyper-parameters that do not change the weights.
-    net.hparams.update(recipe.get("install_hparams", {}))
     save_model(net, target, task=info.task, name=recipe["name"], description=recipe["description"],
                training=info.meta.get("training"))
     digest = hashlib.sha256(target.read_bytes()).hexdigest()

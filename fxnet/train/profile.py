@@ -169,6 +169,7 @@ def profile(
         if req.sample_rate is not None and req.sample_rate != init_model.sample_rate:
             raise UsageError(f"--init {req.init}: runs at {init_model.sample_rate} Hz, not --sample-rate "
                              f"{req.sample_rate}")
+    rate = req.sample_rate or (init_model.sample_rate if init_model is not None else None)
     ctx = ddp.context_from_env()
     device = ddp.device_for(ctx, cfg.device)
     threads_before = torch.get_num_threads()
@@ -181,13 +182,11 @@ def profile(
             if req.knob_ranges:
                 raise UsageError("--knob-range is for recorded data; --synth takes the effect's knob ranges")
             specs = get_effect(req.synth).knobs
-            sample_rate = req.sample_rate or (init_model.sample_rate if init_model else SYNTH_SAMPLE_RATE)
+            sample_rate = rate or SYNTH_SAMPLE_RATE
             pairs = None
         else:
             found, specs = discover_pairs(req.dry_dir, req.wet_dir, ranges=req.knob_ranges)
-            pairs, sample_rate = load_pairs(found, sample_rate=req.sample_rate or (init_model.sample_rate if
-                                                                                  init_model else None),
-                                            max_lag_ms=req.max_lag_ms,
+            pairs, sample_rate = load_pairs(found, sample_rate=rate, max_lag_ms=req.max_lag_ms,
                                             allow_clipping=req.allow_clipping)
         # A remover is not told how the audio was distorted: it takes no knobs, and the
         # effect's knobs only group its validation settings.
